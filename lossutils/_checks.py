@@ -1,0 +1,41 @@
+"""Input checks shared by several losses, with torch's messages (and more context)."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+
+
+def warn_size_mismatch(input: Tensor, target: Tensor, stacklevel: int = 3) -> None:
+    """torch's warning when ``target`` broadcasts against ``input`` (regression losses)."""
+    if target.size() != input.size():
+        warnings.warn(
+            f"Using a target size ({target.size()}) that is different to the input size "
+            f"({input.size()}). This will likely lead to incorrect results due to broadcasting. "
+            "Please ensure they have the same size.",
+            stacklevel=stacklevel,
+        )
+
+
+def require_floating(name: str, op: str, tensor: Tensor) -> None:
+    """Reject integer/bool tensors the way torch's CPU kernels do (``NotImplementedError``)."""
+    if not (tensor.is_floating_point() or tensor.is_complex()):
+        raise NotImplementedError(
+            f'"{op}" not implemented for {str(tensor.dtype).removeprefix("torch.")!r}: '
+            f"{name} must be a floating-point tensor, got dtype {tensor.dtype}"
+        )
+
+
+def broadcast_pair(input: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Broadcast and promote like torch's elementwise losses, naming the arguments on failure."""
+    try:
+        input, target = torch.broadcast_tensors(input, target)
+    except RuntimeError as err:
+        raise RuntimeError(
+            f"input of shape {tuple(input.shape)} and target of shape {tuple(target.shape)} "
+            f"cannot be broadcast together: {err}"
+        ) from None
+    dtype = torch.promote_types(input.dtype, target.dtype)
+    return input.to(dtype), target.to(dtype)

@@ -1,0 +1,3 @@
+"""(filled in by the ctc work)."""
+
+__all__: list[str] = []

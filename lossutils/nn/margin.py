@@ -1,0 +1,3 @@
+"""(filled in by the margin work)."""
+
+__all__: list[str] = []

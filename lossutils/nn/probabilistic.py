@@ -1,0 +1,3 @@
+"""(filled in by the probabilistic work)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""(filled in by the binary work)."""
+
+__all__: list[str] = []

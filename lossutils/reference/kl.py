@@ -1,0 +1,3 @@
+"""(filled in by the kl work)."""
+
+__all__: list[str] = []

@@ -1,0 +1,97 @@
+"""The one case table: a record per loss drives every parity check.
+
+``tests/test_losses.py`` runs, for each :class:`Case` and each option set in
+``case.options``: values and gradients (w.r.t. every floating-point tensor
+argument listed in ``grad``) against torch in float64 and float32 over
+hypothesis-drawn inputs, the module class against torch's, ``gradcheck`` of
+lossutils in float64, and -- for cases with ``reference=True`` -- the NumPy
+reference forward against torch and its backward against central
+differences. Rejections and extreme inputs have their own tables.
+
+Each family of losses keeps its records in its own file here; this module
+only concatenates them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import torch
+
+Sample = tuple[tuple, dict]  # (positional args, tensor keyword args)
+
+
+@dataclass(frozen=True)
+class Case:
+    """How to test one loss (or softmax-family function) against torch.
+
+    name: the function's name in ``torch.nn.functional`` and ``lossutils.functional``.
+    sample: ``sample(draw, options) -> (args, kwargs)``; ``draw`` is a
+        ``strategies.Draw`` (seeded tensors in the working dtype + ``draw(strategy)``).
+        ``kwargs`` holds tensor keyword arguments such as ``weight``; the option
+        set is passed too so a sample can depend on it.
+    options: the option sets (keyword arguments) to test; each is a separate test.
+    module: torch.nn class name, or None. It is built as ``Module(**kwargs, **options)``
+        and called on ``args``; ``module_options`` renames or drops options
+        that the constructor spells differently (a callable ``options -> ctor kwargs``).
+    grad: indices of positional args and names of kwargs to differentiate.
+    reference: whether ``lossutils.reference.<name>`` / ``<name>_backward`` exist.
+    function: the output's ``grad_fn`` must come from a lossutils ``Function``.
+    examples: hypothesis examples per (option set, dtype).
+    rtol/atol: float32 tolerances (float64 uses 1e-7 / 1e-10 relative/absolute).
+    """
+
+    name: str
+    sample: Callable
+    options: Sequence[Mapping] = (dict(),)
+    module: str | None = None
+    module_options: Callable[[Mapping], Mapping] | None = None
+    grad: tuple = (0,)
+    reference: bool = False
+    function: bool = True
+    examples: int = 8
+    rtol: float = 1.3e-6
+    atol: float = 1e-5
+    dtypes: tuple = (torch.float64, torch.float32)
+    id_options: Callable[[Mapping], str] | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An input torch rejects: lossutils must raise the same exception type.
+
+    ``build()`` returns (args, kwargs) for ``name``; ``match`` is a regex the
+    lossutils message must contain (the argument's name and the shapes or
+    values, stated clearly). ``module``: also check the module class with
+    ``module_kwargs``.
+    """
+
+    name: str
+    build: Callable[[], Sample]
+    match: str
+    id: str
+    module: str | None = None
+    module_kwargs: Mapping = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Extreme:
+    """A fixed, numerically hard input: values and gradients must equal torch's,
+    nan and inf included (finite where torch's are finite)."""
+
+    name: str
+    build: Callable[[], Sample]
+    id: str
+    options: Mapping = field(default_factory=dict)
+    grad: tuple = (0,)
+    rtol: float = 1e-6
+    atol: float = 1e-8
+
+
+from . import binary, ctc, linear_cross_entropy, margin, probabilistic, regression, softmax_ce  # noqa: E402
+
+_FAMILIES = (softmax_ce, regression, binary, probabilistic, margin, ctc, linear_cross_entropy)
+CASES: list[Case] = [c for f in _FAMILIES for c in getattr(f, "CASES", [])]
+REJECTIONS: list[Rejection] = [r for f in _FAMILIES for r in getattr(f, "REJECTIONS", [])]
+EXTREMES: list[Extreme] = [e for f in _FAMILIES for e in getattr(f, "EXTREMES", [])]

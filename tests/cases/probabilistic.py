@@ -1,0 +1,5 @@
+"""Cases of the probabilistic family (see tests/cases/__init__.py)."""
+
+CASES = []
+REJECTIONS = []
+EXTREMES = []
