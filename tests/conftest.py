@@ -14,3 +14,46 @@ _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, Healt
 settings.register_profile("default", derandomize=True, database=None, **_common)
 settings.register_profile("explore", derandomize=False, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+# --- the built book, shared by every test that reads the site --------------
+import pathlib  # noqa: E402
+import subprocess  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+VENV_BIN = pathlib.Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class BuiltBook:
+    html: pathlib.Path  # the site's root folder (index.html)
+    log: str  # everything jupyter-book printed
+    returncode: int
+
+
+def build_book(output: pathlib.Path) -> BuiltBook:
+    """Build the executed site from scratch (a fresh jupyter-cache) into ``output``."""
+    cmd = [str(VENV_BIN / "jupyter-book"), "build", "--all", str(ROOT), "--path-output", str(output),
+           "-n", "-W", "--keep-going"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    return BuiltBook(output / "_build" / "html", proc.stdout + proc.stderr, proc.returncode)
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> BuiltBook:
+    """The book built once per test session (set BOOK_HTML=_build/html to reuse a build)."""
+    reuse = os.environ.get("BOOK_HTML")
+    if reuse:
+        return BuiltBook(pathlib.Path(reuse).resolve(), "", 0)
+    return build_book(tmp_path_factory.mktemp("book"))
+
+
+def pytest_collection_modifyitems(config, items):
+    # Every test that reads the built site runs in one xdist worker, so the
+    # book is built once per run, not once per worker.
+    for item in items:
+        if "built_book" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("book"))

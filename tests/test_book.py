@@ -1,0 +1,66 @@
+"""The book: it builds from scratch with no warning and no cell error, and
+every chapter runs on its own in a fresh kernel."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import time
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+from nbclient import NotebookClient
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.book
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part.get("chapters", [])]
+    files += [c["file"] for c in toc.get("chapters", [])]
+    return files
+
+
+CHAPTERS = [f for f in toc_files() if f.startswith("chapters/")]
+
+
+def test_book_builds_without_warnings_or_cell_errors(built_book):
+    if not built_book.log:
+        pytest.skip("BOOK_HTML given: reusing a build, its log is not available")
+    problems = [line for line in built_book.log.splitlines() if re.search(r"WARNING|ERROR|Traceback", line)]
+    assert built_book.returncode == 0 and not problems, "\n".join(problems[:40]) or built_book.log[-3000:]
+
+
+@pytest.mark.parametrize("page", toc_files())
+def test_every_page_is_built_with_executed_outputs(built_book, page):
+    html = (built_book.html / f"{page}.html").read_text()
+    assert "<h1" in html
+    if page.startswith("chapters/"):
+        assert html.count('class="cell_output') >= 5, f"{page}: too few executed outputs"
+        assert "<img" in html, f"{page}: no figure"
+        assert "solution" in html and "exercise" in html, f"{page}: no exercises with solutions"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_runs_alone_in_a_fresh_kernel(chapter):
+    """Each chapter on its own (not after another one), from the book root, offline."""
+    nb = jupytext.read(ROOT / f"{chapter}.md")
+    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors, errors[0].get("evalue")
+    artifacts = ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / f"time-{pathlib.Path(chapter).name}.json").write_text(json.dumps({"chapter": chapter, "seconds": seconds}))
+    nbformat.validate(nb)
+    print(f"{chapter}: {seconds:.1f} s in a fresh kernel")
