@@ -2,20 +2,18 @@
 
 Same names, signatures, defaults, dtypes, shapes, warnings and errors as
 torch; each loss is a ``torch.autograd.Function`` with a hand-written backward.
+The family modules (``regression``, ``binary``, ...) hold the Functions; this
+namespace re-exports the public functions, exactly like torch's.
 """
 
-from .binary import *  # noqa: F403
-from .cross_entropy import *  # noqa: F403
-from .ctc import *  # noqa: F403
-from .linear_cross_entropy import *  # noqa: F403
-from .margin import *  # noqa: F403
-from .probabilistic import *  # noqa: F403
-from .regression import *  # noqa: F403
-from .softmax import *  # noqa: F403
-from . import binary, cross_entropy, ctc, linear_cross_entropy, margin, probabilistic, regression, softmax
+import importlib as _importlib
 
-__all__ = sorted(
-    name
-    for module in (binary, cross_entropy, ctc, linear_cross_entropy, margin, probabilistic, regression, softmax)
-    for name in module.__all__
-)
+_FAMILIES = ("softmax", "cross_entropy", "regression", "binary", "probabilistic", "margin", "ctc",
+             "linear_cross_entropy")
+# Imported through importlib: several family modules share their name with the
+# function they define (softmax, cross_entropy, ...), and after the re-export
+# below the package attribute is the function, as in torch.
+_modules = [_importlib.import_module(f"{__name__}.{family}") for family in _FAMILIES]
+__all__ = sorted(name for module in _modules for name in module.__all__)
+globals().update({name: getattr(module, name) for module in _modules for name in module.__all__})
+del _importlib, _modules

@@ -3,19 +3,13 @@
 Same constructor arguments, buffers and ``forward`` as ``torch.nn``.
 """
 
-from .base import _Loss, _WeightedLoss
-from .binary import *  # noqa: F403
-from .cross_entropy import *  # noqa: F403
-from .ctc import *  # noqa: F403
-from .linear_cross_entropy import *  # noqa: F403
-from .margin import *  # noqa: F403
-from .probabilistic import *  # noqa: F403
-from .regression import *  # noqa: F403
-from .softmax import *  # noqa: F403
-from . import binary, cross_entropy, ctc, linear_cross_entropy, margin, probabilistic, regression, softmax
+import importlib as _importlib
 
-__all__ = ["_Loss", "_WeightedLoss"] + sorted(
-    name
-    for module in (binary, cross_entropy, ctc, linear_cross_entropy, margin, probabilistic, regression, softmax)
-    for name in module.__all__
-)
+from .base import _Loss, _WeightedLoss
+
+_FAMILIES = ("softmax", "cross_entropy", "regression", "binary", "probabilistic", "margin", "ctc",
+             "linear_cross_entropy")
+_modules = [_importlib.import_module(f"{__name__}.{family}") for family in _FAMILIES]
+__all__ = ["_Loss", "_WeightedLoss"] + sorted(name for module in _modules for name in module.__all__)
+globals().update({name: getattr(module, name) for module in _modules for name in module.__all__})
+del _importlib, _modules

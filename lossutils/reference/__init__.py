@@ -6,10 +6,10 @@ the gradient of the loss w.r.t. ``input``, written out in NumPy so that it
 can be read line by line and checked against central differences.
 """
 
-from .binary import *  # noqa: F403
-from .kl import *  # noqa: F403
-from .regression import *  # noqa: F403
-from .softmax_ce import *  # noqa: F403
-from . import binary, kl, regression, softmax_ce
+import importlib as _importlib
 
-__all__ = sorted(name for m in (binary, kl, regression, softmax_ce) for name in m.__all__)
+_FAMILIES = ("softmax_ce", "regression", "binary", "kl")
+_modules = [_importlib.import_module(f"{__name__}.{family}") for family in _FAMILIES]
+__all__ = sorted(name for module in _modules for name in module.__all__)
+globals().update({name: getattr(module, name) for module in _modules for name in module.__all__})
+del _importlib, _modules
