@@ -1,29 +1,155 @@
-"""Regression losses: L1, MSE, Huber, SmoothL1.
+"""Regression losses: L1, MSE, SmoothL1, Huber.
+
+Each is an elementwise function of the residual :math:`d_n = x_n - y_n`,
+optionally weighted, then reduced. Every Function here saves the same
+things and shares one backward skeleton (:func:`_residual_backward`): only
+the elementwise loss and its slope differ, and each Function states both.
 
 Defined in :doc:`/chapters/04_loss_family`.
 """
 
 from __future__ import annotations
 
+import numbers
+
+import torch
 from torch import Tensor
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
 from .. import _reduction
-from .._checks import broadcast_pair, require_floating, warn_size_mismatch
-from .._reduction import reduce, reduce_backward
+from .._checks import broadcast_pair, warn_size_mismatch
+from .._reduction import reduce, reduce_backward, sum_to_shape
 
-__all__ = ["mse_loss"]
+__all__ = ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss"]
 
 
-def _weighted_reduce(loss: Tensor, weight: Tensor | None, reduction: str) -> Tensor:
-    """``mean`` of a weighted loss divides by the sum of the weights, as torch does."""
+# ----------------------------------------------------------------------------
+# Shared pieces: weighting, reduction and the backward skeleton
+# ----------------------------------------------------------------------------
+
+
+def _weighted_reduce(loss: Tensor, weight: Tensor | None, reduction: str, mean_by_weight: bool) -> Tensor:
+    """Weight the elementwise losses, then reduce.
+
+    torch 2.13's weighted ``mean`` divides by :math:`\\sum_n w_n` for L1 and
+    MSE but by the number of elements :math:`N` for Huber
+    (``mean_by_weight=False``): two conventions, mirrored as they are.
+    """
     if weight is None:
         return reduce(loss, reduction)
     loss = loss * weight
-    if reduction == "mean":
+    if reduction == "mean" and mean_by_weight:
         return loss.sum() / weight.sum()
     return reduce(loss, reduction)
+
+
+def _save(ctx, inputs, output) -> None:
+    input, target, weight, reduction, *params = inputs
+    ctx.save_for_backward(input, target, weight, output)
+    ctx.reduction = reduction
+    ctx.params = params
+
+
+def _residual_backward(ctx, grad_output: Tensor, loss_fn, slope_fn, mean_by_weight: bool = True):
+    r"""Gradients of :math:`L = \mathrm{reduce}(w_n\, \ell(d_n))`, :math:`d_n = x_n - y_n`.
+
+    With :math:`s_n = \ell'(d_n)` (``slope_fn``) and :math:`c` the reduction's
+    factor (``1`` for ``sum``, :math:`1/N` or :math:`1/\sum_m w_m` for ``mean``):
+
+    .. math::
+        \frac{\partial L}{\partial x_n} = c\, w_n s_n = -\frac{\partial L}{\partial y_n},
+        \qquad
+        \frac{\partial L}{\partial w_k} = c \Big(\sum_{n \to k} \ell(d_n) - [\text{mean by } \textstyle\sum w]\, L\Big)
+
+    where :math:`n \to k` runs over the broadcast copies of :math:`w_k`; the
+    :math:`-L` term appears only when ``mean`` divides by :math:`\sum_m w_m`,
+    because that denominator depends on :math:`w_k` too.
+    """
+    input, target, weight, output = ctx.saved_tensors
+    diff = input - target
+    slope = slope_fn(diff, *ctx.params)
+    if weight is None:
+        g = reduce_backward(slope, ctx.reduction, grad_output)
+        return (g, -g, None, None, *(None for _ in ctx.params))
+    if ctx.reduction == "mean":
+        scale = grad_output / (weight.sum() if mean_by_weight else max(diff.numel(), 1))
+    else:
+        scale = grad_output
+    g = slope * weight * scale
+    grad_weight = None
+    if ctx.needs_input_grad[2]:
+        loss = loss_fn(diff, *ctx.params)
+        grad_weight = sum_to_shape(loss * scale, weight.shape)
+        if ctx.reduction == "mean" and mean_by_weight:
+            grad_weight = grad_weight - output * scale
+    return (g, -g, grad_weight, None, *(None for _ in ctx.params))
+
+
+# ----------------------------------------------------------------------------
+# The elementwise losses and their slopes
+# ----------------------------------------------------------------------------
+
+
+def _l1(d: Tensor) -> Tensor:
+    return d.abs()
+
+
+def _l1_slope(d: Tensor) -> Tensor:
+    # sgn is sign for real d and d/|d| for complex d; 0 at d = 0, like torch's abs backward.
+    return d.sgn()
+
+
+def _squared(d: Tensor) -> Tensor:
+    return d * d
+
+
+def _squared_slope(d: Tensor) -> Tensor:
+    return 2 * d
+
+
+def _smooth_l1(d: Tensor, beta: float) -> Tensor:
+    z = d.abs()
+    return torch.where(z < beta, 0.5 * z * z / beta, z - 0.5 * beta)
+
+
+def _smooth_l1_slope(d: Tensor, beta: float) -> Tensor:
+    # d / beta inside the band, sign(d) outside: the two agree at |d| = beta, so a clamp is exact.
+    return (d / beta).clamp(-1, 1)
+
+
+def _huber(d: Tensor, delta: float) -> Tensor:
+    z = d.abs()
+    return torch.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta))
+
+
+def _huber_slope(d: Tensor, delta: float) -> Tensor:
+    # d inside the band, delta * sign(d) outside: the slope is clipped to [-delta, delta].
+    return d.clamp(-delta, delta)
+
+
+class L1LossFunction(Function):
+    r"""Mean absolute error.
+
+    .. math::
+        l_n = w_n |x_n - y_n|, \qquad
+        \frac{\partial l_n}{\partial x_n} = w_n \operatorname{sgn}(x_n - y_n) = -\frac{\partial l_n}{\partial y_n},
+        \qquad \frac{\partial l_n}{\partial w_n} = |x_n - y_n|
+
+    with :math:`\operatorname{sgn}(0) = 0` and :math:`w_n = 1` without ``weight``.
+    ``mean`` divides by :math:`N`, or by :math:`\sum_n w_n` with weights.
+    """
+
+    @staticmethod
+    def forward(input, target, weight, reduction):
+        return _weighted_reduce(_l1(input - target), weight, reduction, mean_by_weight=True)
+
+    setup_context = staticmethod(_save)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        return _residual_backward(ctx, grad_output, _l1, _l1_slope)
 
 
 class MSELossFunction(Function):
@@ -41,29 +167,159 @@ class MSELossFunction(Function):
 
     @staticmethod
     def forward(input, target, weight, reduction):
-        return _weighted_reduce((input - target) ** 2, weight, reduction)
+        return _weighted_reduce(_squared(input - target), weight, reduction, mean_by_weight=True)
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        input, target, weight, reduction = inputs
-        ctx.save_for_backward(input, target, weight, output)
-        ctx.reduction = reduction
+    setup_context = staticmethod(_save)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output):
-        input, target, weight, output = ctx.saved_tensors
-        diff = input - target
-        grad_weight = None
-        if weight is None:
-            g = reduce_backward(2 * diff, ctx.reduction, grad_output)
-        else:
-            scale = grad_output / weight.sum() if ctx.reduction == "mean" else grad_output
-            g = 2 * diff * weight * scale
-            if ctx.needs_input_grad[2]:
-                sq = diff**2
-                grad_weight = (sq - output) * scale if ctx.reduction == "mean" else sq * scale
-        return g, -g, grad_weight, None
+        return _residual_backward(ctx, grad_output, _squared, _squared_slope)
+
+
+class SmoothL1LossFunction(Function):
+    r"""Smooth L1: quadratic for :math:`|d_n| < \beta`, linear (slope 1) outside.
+
+    .. math::
+        l_n = \begin{cases} 0.5\, d_n^2 / \beta & |d_n| < \beta \\ |d_n| - 0.5\, \beta & \text{otherwise}\end{cases},
+        \qquad
+        \frac{\partial l_n}{\partial x_n} = \operatorname{clip}(d_n / \beta, -1, 1) = -\frac{\partial l_n}{\partial y_n}
+
+    with :math:`d_n = x_n - y_n` and :math:`\beta > 0` (``beta = 0`` is L1,
+    handled by :class:`L1LossFunction`, since :math:`d/\beta` is then 0/0).
+    """
+
+    @staticmethod
+    def forward(input, target, weight, reduction, beta):
+        return _weighted_reduce(_smooth_l1(input - target, beta), weight, reduction, mean_by_weight=True)
+
+    setup_context = staticmethod(_save)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        return _residual_backward(ctx, grad_output, _smooth_l1, _smooth_l1_slope)
+
+
+class HuberLossFunction(Function):
+    r"""Huber: quadratic for :math:`|d_n| < \delta`, linear with slope :math:`\delta` outside.
+
+    .. math::
+        l_n = w_n \begin{cases} 0.5\, d_n^2 & |d_n| < \delta \\ \delta\, (|d_n| - 0.5\, \delta) & \text{otherwise}\end{cases},
+        \qquad
+        \frac{\partial l_n}{\partial x_n} = w_n \operatorname{clip}(d_n, -\delta, \delta) = -\frac{\partial l_n}{\partial y_n}
+
+    and :math:`\partial l_n / \partial w_n` is the unweighted Huber term. Unlike
+    L1 and MSE, a weighted ``mean`` divides by :math:`N`, not by :math:`\sum_n w_n`.
+    The elementwise loss has ``input``'s dtype (torch's ``huber_loss`` does not
+    promote its output), so ``out_dtype`` is applied before weighting.
+    """
+
+    @staticmethod
+    def forward(input, target, weight, reduction, delta, out_dtype):
+        loss = _huber(input - target, delta).to(out_dtype)
+        return _weighted_reduce(loss, weight, reduction, mean_by_weight=False)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _save(ctx, inputs[:-1], output)  # out_dtype is no parameter of the loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        return (*_residual_backward(ctx, grad_output, _huber, _huber_slope, mean_by_weight=False), None)
+
+
+# ----------------------------------------------------------------------------
+# Argument checks shared by the wrappers
+# ----------------------------------------------------------------------------
+
+_TORCH_DTYPE_NAMES = {
+    torch.bool: "Bool", torch.uint8: "Byte", torch.int8: "Char", torch.int16: "Short",
+    torch.int32: "Int", torch.int64: "Long", torch.complex64: "ComplexFloat",
+    torch.complex128: "ComplexDouble", torch.complex32: "ComplexHalf",
+}
+
+
+def _require_real_floating(op: str, kernel: str, dtype: torch.dtype) -> None:
+    """torch's MSE/SmoothL1/Huber kernels exist for real floating dtypes only."""
+    if not dtype.is_floating_point:
+        name = _TORCH_DTYPE_NAMES.get(dtype, str(dtype))
+        raise NotImplementedError(
+            f'"{kernel}" not implemented for {name!r}: {op} needs floating-point input and target, '
+            f"and they promote to {dtype}"
+        )
+
+
+def _real_scalar(op: str, name: str, value) -> float:
+    """torch parses ``beta``/``delta`` as a C++ double: numbers and 0-dim tensors only."""
+    if isinstance(value, Tensor):
+        if value.dim() == 0 and not value.is_complex():
+            return value.item()
+    elif isinstance(value, numbers.Real):
+        return value
+    shape = f" of shape {tuple(value.shape)}" if isinstance(value, Tensor) else ""
+    raise TypeError(f"{op}(): argument '{name}' must be a real number (float), got {type(value).__name__}{shape}")
+
+
+def _check_weight_shape(weight: Tensor, shape: torch.Size, op: str) -> None:
+    """torch compares ``weight`` with ``input``'s own size, before broadcasting against ``target``."""
+    if weight.size() != shape:
+        raise ValueError(
+            f"Weights and input must have the same size: {op} got weight of shape {tuple(weight.shape)} "
+            f"and input of shape {tuple(shape)}."
+        )
+
+
+def _check_weighted_reduction(reduction: str) -> None:
+    # torch's weighted branch compares the string itself: no 'elementwise_mean' alias there.
+    if reduction not in _reduction.REDUCTIONS:
+        raise ValueError(
+            f"Invalid reduction mode: {reduction}. Expected one of 'none', 'mean', 'sum' "
+            "(with a weight, the deprecated 'elementwise_mean' is not accepted either)."
+        )
+
+
+def _legacy(size_average, reduce, reduction: str) -> str:
+    """Legacy flags override ``reduction``; the plain string is validated later, as torch does."""
+    if size_average is not None or reduce is not None:
+        return _reduction.legacy_get_string(size_average, reduce)
+    return reduction
+
+
+# ----------------------------------------------------------------------------
+# Functional wrappers (torch 2.13 signatures)
+# ----------------------------------------------------------------------------
+
+
+def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+            reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
+    r"""Mean absolute error, :math:`l_n = w_n |x_n - y_n|`, like :func:`torch.nn.functional.l1_loss`.
+
+    Works for integer (``'none'``/``'sum'``), floating and complex tensors, like
+    torch. See :class:`L1LossFunction` for the gradient.
+    """
+    warn_size_mismatch(input, target)
+    reduction = _legacy(size_average, reduce, reduction)
+    shape = input.shape
+    input, target = broadcast_pair(input, target)
+    if weight is not None:
+        _check_weight_shape(weight, shape, "l1_loss")
+    return _l1_branch(input, target, weight, reduction, "l1_loss")
+
+
+def _l1_branch(input, target, weight, reduction, op):
+    """The L1 branch shared with ``smooth_l1_loss(beta=0)``."""
+    if weight is not None:
+        _check_weighted_reduction(reduction)
+    else:
+        reduction = _reduction.check_reduction(reduction)
+        if reduction == "mean" and not (input.is_floating_point() or input.is_complex()):
+            raise RuntimeError(
+                f"mean(): could not infer output dtype. {op} with reduction='mean' needs floating-point "
+                f"or complex input/target, got {input.dtype}"
+            )
+    return L1LossFunction.apply(input, target, weight, reduction)
 
 
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
@@ -73,12 +329,65 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     See :class:`MSELossFunction` for the gradient.
     """
     warn_size_mismatch(input, target)
-    reduction = _reduction.resolve(size_average, reduce, reduction)
+    reduction = _legacy(size_average, reduce, reduction)
+    shape = input.shape
     input, target = broadcast_pair(input, target)
-    require_floating("input", "mse_cpu", input)
-    if weight is not None and weight.size() != input.size():
-        raise ValueError(
-            f"Weights and input must have the same size: weight has shape {tuple(weight.shape)}, "
-            f"input has shape {tuple(input.shape)}."
-        )
+    if weight is not None:
+        # torch's weighted branch is plain tensor arithmetic: any dtype pow() and mul() accept.
+        _check_weight_shape(weight, shape, "mse_loss")
+        _check_weighted_reduction(reduction)
+    else:
+        reduction = _reduction.check_reduction(reduction)
+        _require_real_floating("mse_loss", "mse_cpu", input.dtype)
     return MSELossFunction.apply(input, target, weight, reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+                   reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    r"""Smooth L1 loss, like :func:`torch.nn.functional.smooth_l1_loss`.
+
+    :math:`l_n = 0.5\, d_n^2/\beta` if :math:`|d_n| < \beta`, else :math:`|d_n| - 0.5\beta`.
+    ``beta = 0`` is exactly :func:`l1_loss`; a negative (or NaN) ``beta`` is rejected.
+    See :class:`SmoothL1LossFunction` for the gradient.
+    """
+    warn_size_mismatch(input, target)
+    reduction = _legacy(size_average, reduce, reduction)
+    input, target = broadcast_pair(input, target)
+    if beta == 0.0:
+        return _l1_branch(input, target, None, reduction, "smooth_l1_loss")
+    reduction = _reduction.check_reduction(reduction)
+    beta = _real_scalar("smooth_l1_loss", "beta", beta)
+    if not beta >= 0:
+        raise RuntimeError(f"smooth_l1_loss does not support negative values for beta: got beta={beta}")
+    _require_real_floating("smooth_l1_loss", "smooth_l1_cpu", input.dtype)
+    return SmoothL1LossFunction.apply(input, target, None, reduction, float(beta))
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
+               weight: Tensor | None = None) -> Tensor:
+    r"""Huber loss, like :func:`torch.nn.functional.huber_loss`.
+
+    :math:`l_n = w_n \cdot 0.5\, d_n^2` if :math:`|d_n| < \delta`, else
+    :math:`w_n\, \delta (|d_n| - 0.5\delta)`; ``delta`` must be positive. The
+    output keeps ``input``'s dtype. See :class:`HuberLossFunction` for the gradient.
+    """
+    warn_size_mismatch(input, target)
+    shape, out_dtype = input.shape, input.dtype
+    input, target = broadcast_pair(input, target)
+    if weight is not None:
+        _check_weight_shape(weight, shape, "huber_loss")
+    else:
+        reduction = _reduction.check_reduction(reduction)
+    delta = _real_scalar("huber_loss", "delta", delta)
+    if not delta > 0:
+        raise RuntimeError(f"huber_loss does not support non-positive values for delta: got delta={delta}")
+    _require_real_floating("huber_loss", "huber_cpu", input.dtype)
+    if not out_dtype.is_floating_point:
+        raise RuntimeError(
+            f"result type {_TORCH_DTYPE_NAMES.get(input.dtype, input.dtype)} can't be cast to the desired "
+            f"output type {_TORCH_DTYPE_NAMES.get(out_dtype, out_dtype)}: huber_loss returns input's dtype "
+            f"({out_dtype}), so input must be floating-point"
+        )
+    if weight is not None:
+        _check_weighted_reduction(reduction)
+    return HuberLossFunction.apply(input, target, weight, reduction, float(delta), out_dtype)

@@ -1,4 +1,4 @@
-"""NumPy helpers shared by the reference losses: reduction and its backward."""
+"""NumPy helpers shared by the reference losses: reduction, weighting and their backward."""
 
 from __future__ import annotations
 
@@ -20,6 +20,27 @@ def reduce_backward(grad_output, shape, reduction: str = "mean"):
         return np.broadcast_to(grad_output, shape)
     scale = grad_output / max(int(np.prod(shape)), 1) if reduction == "mean" else grad_output
     return np.full(shape, scale, dtype=np.result_type(grad_output, np.float64))
+
+
+def weighted_reduce(loss: np.ndarray, weight, reduction: str = "mean", mean_by_weight: bool = True):
+    """``reduce(w * loss)``; a weighted ``mean`` divides by ``sum(w)`` (or by N when not ``mean_by_weight``)."""
+    if weight is None:
+        return reduce(loss, reduction)
+    weight = np.asarray(weight)
+    loss = loss * weight
+    if reduction == "mean" and mean_by_weight:
+        return loss.sum() / weight.sum()
+    return reduce(loss, reduction)
+
+
+def weighted_reduce_backward(grad_output, shape, weight, reduction: str = "mean", mean_by_weight: bool = True):
+    """d weighted_reduce(loss) / d loss_n, times grad_output, as an array of ``shape``."""
+    if weight is None:
+        return reduce_backward(grad_output, shape, reduction)
+    weight = np.asarray(weight)
+    if reduction == "mean" and mean_by_weight:
+        return np.broadcast_to(weight * (np.asarray(grad_output) / weight.sum()), shape)
+    return reduce_backward(grad_output, shape, reduction) * weight
 
 
 def unbroadcast(grad: np.ndarray, shape) -> np.ndarray:

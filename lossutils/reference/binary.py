@@ -1,3 +1,58 @@
-"""(filled in by the binary work)."""
+"""NumPy reference of binary cross-entropy (ATen's ``binary_cross_entropy[_with_logits][_backward]``).
 
-__all__: list[str] = []
+Defined in :doc:`/chapters/04_loss_family`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import reduce, reduce_backward
+
+__all__ = [
+    "binary_cross_entropy", "binary_cross_entropy_backward",
+    "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_backward",
+]
+
+
+def _weighted(values, weight):
+    return values if weight is None else values * np.asarray(weight)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction: str = "mean"):
+    """:math:`l_n = -w_n [y_n \\max(\\log x_n, -100) + (1 - y_n) \\max(\\log(1 - x_n), -100)]`."""
+    x, y = np.asarray(input), np.asarray(target)
+    with np.errstate(divide="ignore"):  # log(0) = -inf, then clamped to -100
+        log_x = np.maximum(np.log(x), -100.0)
+        log_1mx = np.maximum(np.log1p(-x), -100.0)
+    return reduce(_weighted((y - 1) * log_1mx - y * log_x, weight), reduction)
+
+
+def binary_cross_entropy_backward(grad_output, input, target, weight=None, reduction: str = "mean"):
+    """:math:`\\partial l_n / \\partial x_n = w_n (x_n - y_n) / \\max((1 - x_n) x_n, 10^{-12})`."""
+    x, y = np.asarray(input), np.asarray(target)
+    grad = (x - y) / np.maximum((1 - x) * x, 1e-12)
+    return _weighted(grad, weight) * reduce_backward(grad_output, x.shape, reduction)
+
+
+def _log_sigmoid(x):
+    return np.minimum(x, 0.0) - np.log1p(np.exp(-np.abs(x)))
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean", pos_weight=None):
+    """:math:`l_n = w_n [(1 - y_n) x_n - (1 + (p - 1) y_n) \\log\\sigma(x_n)]`, :math:`\\log\\sigma` computed stably."""
+    x, y = np.asarray(input), np.asarray(target)
+    log_sig = _log_sigmoid(x)
+    if pos_weight is not None:
+        log_sig = log_sig * ((np.asarray(pos_weight) - 1) * y + 1)
+    return reduce(_weighted((1 - y) * x - log_sig, weight), reduction)
+
+
+def binary_cross_entropy_with_logits_backward(grad_output, input, target, weight=None, reduction: str = "mean",
+                                              pos_weight=None):
+    """:math:`\\partial l_n / \\partial x_n = w_n [(p y_n + 1 - y_n) \\sigma(x_n) - p y_n]`."""
+    x, y = np.asarray(input), np.asarray(target)
+    p = 1.0 if pos_weight is None else np.asarray(pos_weight)
+    sigma = np.exp(_log_sigmoid(x))
+    grad = (p * y + 1 - y) * sigma - p * y
+    return _weighted(grad, weight) * reduce_backward(grad_output, x.shape, reduction)
