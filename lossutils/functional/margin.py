@@ -29,10 +29,15 @@ from .._reduction import REDUCTIONS, reduce, reduce_backward, sum_to_shape
 from .distance import cosine_similarity, pairwise_distance
 
 __all__ = [
-    "soft_margin_loss", "multilabel_soft_margin_loss", "margin_ranking_loss", "hinge_embedding_loss",
-    "cosine_embedding_loss", "multi_margin_loss", "multilabel_margin_loss", "triplet_margin_loss",
-    "triplet_margin_with_distance_loss", "pairwise_distance", "cosine_similarity",
+    "soft_margin_loss", "multilabel_soft_margin_loss", "margin_ranking_loss",
+    "hinge_embedding_loss", "cosine_embedding_loss", "multi_margin_loss", "multilabel_margin_loss",
+    "triplet_margin_loss", "triplet_margin_with_distance_loss",
+    "pairwise_distance", "cosine_similarity",
 ]
+
+
+def _dtype(t: Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
 
 
 def _shapes(**tensors: Tensor) -> str:
@@ -40,7 +45,7 @@ def _shapes(**tensors: Tensor) -> str:
 
 
 def _broadcast_shape(op: str, **tensors: Tensor | torch.Size) -> torch.Size:
-    """The common shape (of tensors or shapes), or torch's ``RuntimeError`` naming each argument's shape."""
+    """The common shape of tensors (or shapes), or torch's ``RuntimeError`` naming each shape."""
     shapes = {name: torch.Size(getattr(t, "shape", t)) for name, t in tensors.items()}
     try:
         return torch.broadcast_shapes(*shapes.values())
@@ -53,28 +58,29 @@ def _not_differentiable(op: str, name: str, tensor: Tensor | None) -> None:
     """torch's kernels without a derivative for ``name`` refuse it when it requires grad."""
     if tensor is not None and tensor.requires_grad and torch.is_grad_enabled():
         raise RuntimeError(f"The function '{op}' is not differentiable with respect to argument "
-                           f"'{name}'. This input cannot have requires_grad True (pass {name}.detach()).")
+                           f"'{name}'. This input cannot have requires_grad True "
+                           f"(pass {name}.detach()).")
 
 
 def _float_kernel(op: str, kernel: str, input: Tensor) -> None:
     """The C++ margin kernels exist for float32 and float64 only (``NotImplementedError``)."""
     if input.dtype not in (torch.float32, torch.float64):
-        raise NotImplementedError(f'"{kernel}" not implemented for '
-                                  f"{str(input.dtype).removeprefix('torch.')!r}: {op} needs a float32 or "
-                                  f"float64 input, got {input.dtype}")
+        raise NotImplementedError(f'"{kernel}" not implemented for {_dtype(input)!r}: {op} needs '
+                                  f"a float32 or float64 input, got {input.dtype}")
 
 
 def _class_index_target(op: str, target: Tensor) -> None:
     if target.dtype != torch.int64:
-        raise RuntimeError(f"expected scalar type Long but found {str(target.dtype).removeprefix('torch.')}: "
-                           f"{op} needs target to hold class indices as int64, got {target.dtype}")
+        raise RuntimeError(f"expected scalar type Long but found {_dtype(target)}: {op} needs "
+                           f"target to hold class indices as int64, got {target.dtype}")
 
 
 def _frames(op: str, input: Tensor) -> tuple[int, int]:
-    """``(N, C)`` of a 0-d, ``(C)`` or ``(N, C)`` input with ``C > 0``, as the C++ kernels accept."""
+    """``(N, C)`` of a 0-d, ``(C)`` or ``(N, C)`` input with ``C > 0``: what the C++ kernels take."""
     if not (input.dim() == 0 or (input.dim() in (1, 2) and input.size(-1) != 0)):
-        raise RuntimeError(f"Expected non-empty vector or matrix with optional 0-dim batch size, but got: "
-                           f"{list(input.shape)} ({op}: input must be (C) or (N, C) with C > 0)")
+        raise RuntimeError(f"Expected non-empty vector or matrix with optional 0-dim batch size, "
+                           f"but got: {list(input.shape)} ({op}: input must be (C) or (N, C) "
+                           f"with C > 0)")
     if input.dim() <= 1:
         return 1, input.numel()
     return input.size(0), input.size(1)
@@ -125,12 +131,12 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     # torch writes the loss into a tensor shaped and typed like input: target
     # may broadcast *to* input, never widen it.
     if _broadcast_shape("soft_margin_loss", input=input, target=target) != input.shape:
-        raise RuntimeError(f"soft_margin_loss: target of shape {tuple(target.shape)} must broadcast to "
-                           f"input's shape {tuple(input.shape)}")
+        raise RuntimeError(f"soft_margin_loss: target of shape {tuple(target.shape)} must "
+                           f"broadcast to input's shape {tuple(input.shape)}")
     if not input.is_floating_point():
         raise RuntimeError(f"result type Float can't be cast to the desired output type "
-                           f"{str(input.dtype).removeprefix('torch.').capitalize()}: soft_margin_loss needs "
-                           f"a floating-point input, got {input.dtype}")
+                           f"{_dtype(input).capitalize()}: soft_margin_loss needs a floating-point "
+                           f"input, got {input.dtype}")
     _not_differentiable("soft_margin_loss", "target", target)
     return SoftMarginLossFunction.apply(input, target, reduction)
 
@@ -144,11 +150,13 @@ def _log_sigmoid(x: Tensor) -> Tensor:
 
 
 def _log_sigmoid_grad(x: Tensor) -> Tensor:
-    r""":math:`\frac{d}{dx}\log\sigma(x) = \sigma(-x)`, without cancellation: :math:`\frac{e^{-x}}{1 + e^{-x}}`
-    for :math:`x \ge 0`, :math:`1 - \frac{e^{x}}{1 + e^{x}}` for :math:`x < 0` (torch's formula)."""
+    r""":math:`\frac{d}{dx}\log\sigma(x) = \sigma(-x)` without cancellation, as torch computes it:
+    :math:`\frac{e^{-x}}{1 + e^{-x}}` for :math:`x \ge 0`, :math:`1 - \frac{e^{x}}{1 + e^{x}}` for
+    :math:`x < 0`."""
     z = (-x.abs()).exp()
     neg = x < 0
-    return torch.where(neg, 1.0, 0.0).to(x.dtype) - torch.where(neg, 1.0, -1.0).to(x.dtype) * (z / (1 + z))
+    one, sign = torch.where(neg, 1.0, 0.0), torch.where(neg, 1.0, -1.0)
+    return one.to(x.dtype) - sign.to(x.dtype) * (z / (1 + z))
 
 
 class MultiLabelSoftMarginLossFunction(Function):
@@ -193,7 +201,8 @@ class MultiLabelSoftMarginLossFunction(Function):
         shape = _broadcast_shape("multilabel_soft_margin_loss", input=input, target=target,
                                  **({} if weight is None else {"weight": weight}))
         per_sample = shape[:class_dim] + shape[class_dim + 1:]
-        g = reduce_backward(torch.ones(per_sample, dtype=grad_output.dtype), ctx.reduction, grad_output)
+        ones = torch.ones(per_sample, dtype=grad_output.dtype)
+        g = reduce_backward(ones, ctx.reduction, grad_output)
         g = g.unsqueeze(class_dim) / n_classes
         w = 1 if weight is None else weight
         grad_input = grad_target = grad_weight = None
@@ -211,23 +220,28 @@ class MultiLabelSoftMarginLossFunction(Function):
 
 def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
                                 size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
-    r"""Per-class logistic loss averaged over classes,
-    like :func:`torch.nn.functional.multilabel_soft_margin_loss`. See :class:`MultiLabelSoftMarginLossFunction`."""
+    r"""Per-class logistic loss averaged over classes, like
+    :func:`torch.nn.functional.multilabel_soft_margin_loss`.
+
+    See :class:`MultiLabelSoftMarginLossFunction`.
+    """
     if size_average is not None or reduce is not None:
         reduction = _reduction.legacy_get_string(size_average, reduce)
     if input.dim() == 0:
-        raise IndexError("Dimension specified as -1 but tensor has no dimensions: multilabel_soft_margin_loss "
-                         "needs input of shape (C) or (N, C), got a 0-d tensor")
+        raise IndexError("Dimension specified as -1 but tensor has no dimensions: "
+                         "multilabel_soft_margin_loss needs input of shape (C) or (N, C), "
+                         "got a 0-d tensor")
     _broadcast_shape("multilabel_soft_margin_loss", input=input, target=target,
                      **({} if weight is None else {"weight": weight}))
     require_floating("input", "log_sigmoid_cpu", input)
     # torch checks the name only after computing: 'elementwise_mean' is no alias here.
     if reduction not in REDUCTIONS:
-        raise ValueError(f"{reduction} is not valid: reduction must be one of {', '.join(map(repr, REDUCTIONS))}")
+        raise ValueError(f"{reduction} is not valid: reduction must be one of "
+                         f"{', '.join(map(repr, REDUCTIONS))}")
     return MultiLabelSoftMarginLossFunction.apply(input, target, weight, reduction)
 
 
-# --------------------------------------------------------------------------- ranking and hinge embedding
+# ------------------------------------------------------------------ ranking and hinge embedding
 
 
 class MarginRankingLossFunction(Function):
@@ -274,8 +288,9 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: 
     like :func:`torch.nn.functional.margin_ranking_loss`. See :class:`MarginRankingLossFunction`."""
     reduction = _reduction.resolve(size_average, reduce, reduction)
     if not input1.dim() == input2.dim() == target.dim():
-        raise RuntimeError(f"margin_ranking_loss: input1, input2 and target must have the same number of "
-                           f"dimensions, got {_shapes(input1=input1, input2=input2, target=target)}")
+        raise RuntimeError(f"margin_ranking_loss: input1, input2 and target must have the same "
+                           f"number of dimensions, got "
+                           f"{_shapes(input1=input1, input2=input2, target=target)}")
     _broadcast_shape("margin_ranking_loss", input1=input1, input2=input2, target=target)
     return MarginRankingLossFunction.apply(input1, input2, target, margin, reduction)
 
@@ -312,14 +327,19 @@ class HingeEmbeddingLossFunction(Function):
     def backward(ctx, grad_output):
         input, target = ctx.saved_tensors
         active = torch.full_like(input, ctx.margin) - input >= 0
-        d = torch.where(target != 1, -active.to(input.dtype), 0.0) + torch.where(target != -1, 1.0, 0.0)
-        return sum_to_shape(reduce_backward(d, ctx.reduction, grad_output), input.shape), None, None, None
+        d = (torch.where(target != 1, -active.to(input.dtype), 0.0)
+             + torch.where(target != -1, 1.0, 0.0))
+        g = reduce_backward(d, ctx.reduction, grad_output)
+        return sum_to_shape(g, input.shape), None, None, None
 
 
 def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, size_average=None,
                          reduce=None, reduction: str = "mean") -> Tensor:
-    r"""Hinge on a distance, :math:`x` for :math:`y = 1` and :math:`\max(0, \text{margin} - x)` for
-    :math:`y = -1`, like :func:`torch.nn.functional.hinge_embedding_loss`. See :class:`HingeEmbeddingLossFunction`."""
+    r"""Hinge on a distance, :math:`x` for :math:`y = 1` and :math:`\max(0, \text{margin} - x)`
+    for :math:`y = -1`, like :func:`torch.nn.functional.hinge_embedding_loss`.
+
+    See :class:`HingeEmbeddingLossFunction`.
+    """
     reduction = _reduction.resolve(size_average, reduce, reduction)
     _broadcast_shape("hinge_embedding_loss", input=input, target=target)
     # target only selects a branch: keep it out of the graph, as torch does.
@@ -384,7 +404,8 @@ class CosineEmbeddingLossFunction(Function):
         input1, input2, target = ctx.saved_tensors
         dim = target.dim()
         cos, m1, m2, rho = CosineEmbeddingLossFunction._cos(input1, input2, dim)
-        d = torch.where(target == 1, -1.0, 0.0) + torch.where(target == -1, (cos - ctx.margin >= 0).to(cos.dtype), 0.0)
+        active = (cos - ctx.margin >= 0).to(cos.dtype)
+        d = torch.where(target == 1, -1.0, 0.0) + torch.where(target == -1, active, 0.0)
         g = reduce_backward(d.to(cos.dtype), ctx.reduction, grad_output)
         g = sum_to_shape(g, cos.shape)  # a broadcast target may have widened the loss
         cos, m1, m2, rho, g = (t.unsqueeze(dim) for t in (cos, m1, m2, rho, g))
@@ -395,16 +416,21 @@ class CosineEmbeddingLossFunction(Function):
 
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0,
                           size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
-    r"""Cosine embedding loss, :math:`1 - \cos` for :math:`y = 1` and :math:`\max(0, \cos - \text{margin})`
-    for :math:`y = -1`, like :func:`torch.nn.functional.cosine_embedding_loss`. See :class:`CosineEmbeddingLossFunction`."""
+    r"""Cosine embedding loss, :math:`1 - \cos` for :math:`y = 1` and
+    :math:`\max(0, \cos - \text{margin})` for :math:`y = -1`, like
+    :func:`torch.nn.functional.cosine_embedding_loss`.
+
+    See :class:`CosineEmbeddingLossFunction`.
+    """
     reduction = _reduction.resolve(size_average, reduce, reduction)
     if target.dim() > 1:
-        raise RuntimeError(f"0D or 1D target tensor expected, multi-target not supported: cosine_embedding_loss "
-                           f"got target of shape {tuple(target.shape)}")
+        raise RuntimeError(f"0D or 1D target tensor expected, multi-target not supported: "
+                           f"cosine_embedding_loss got target of shape {tuple(target.shape)}")
     want = target.dim() + 1
     if input1.dim() != want or input2.dim() != want:
-        raise RuntimeError(f"{target.dim()}D target tensor expects {want}D input tensors, but found inputs with "
-                           f"sizes {list(input1.shape)} and {list(input2.shape)} (cosine_embedding_loss: "
+        raise RuntimeError(f"{target.dim()}D target tensor expects {want}D input tensors, but found "
+                           f"inputs with sizes {list(input1.shape)} and {list(input2.shape)} "
+                           f"(cosine_embedding_loss: "
                            f"{_shapes(input1=input1, input2=input2, target=target)})")
     pair = _broadcast_shape("cosine_embedding_loss", input1=input1, input2=input2)
     # one cosine per row: the row shape must then broadcast with target's
@@ -470,7 +496,8 @@ class MultiMarginLossFunction(Function):
         h = torch.where(active, h, 0.0) / x.size(1)
         h = h.scatter(1, y.unsqueeze(1), -h.sum(1, keepdim=True))
         per_frame = torch.ones(x.size(0), dtype=h.dtype)
-        g = reduce_backward(per_frame, ctx.reduction, grad_output.reshape(-1) if ctx.reduction == "none" else grad_output)
+        per_frame_grad = grad_output.reshape(-1) if ctx.reduction == "none" else grad_output
+        g = reduce_backward(per_frame, ctx.reduction, per_frame_grad)
         return (h * g.unsqueeze(1)).reshape(input.shape), None, None, None, None, None
 
 
@@ -488,15 +515,16 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     _float_kernel("multi_margin_loss", "multi_margin_loss_cpu_kernel", input)
     n, c = _frames("multi_margin_loss", input)
     if target.dim() > 1 or target.numel() != n:
-        raise RuntimeError(f"multi_margin_loss: target must be 1-D with one class index per sample: expected "
-                           f"target of shape ({n},), got {tuple(target.shape)} for input of shape {tuple(input.shape)}")
+        raise RuntimeError(f"multi_margin_loss: target must be 1-D with one class index per "
+                           f"sample: expected target of shape ({n},), got {tuple(target.shape)} "
+                           f"for input of shape {tuple(input.shape)}")
     if weight is not None and weight.numel() != c:
         raise RuntimeError(f"inconsistent weight size, expected {c} but got {list(weight.shape)}: "
                            f"multi_margin_loss needs one weight per class")
     _class_index_target("multi_margin_loss", target)
     if weight is not None and weight.dtype != input.dtype:
-        raise RuntimeError(f"expected scalar type {str(input.dtype).removeprefix('torch.').capitalize()} but found "
-                           f"{str(weight.dtype).removeprefix('torch.').capitalize()}: multi_margin_loss needs weight "
+        raise RuntimeError(f"expected scalar type {_dtype(input).capitalize()} but found "
+                           f"{_dtype(weight).capitalize()}: multi_margin_loss needs weight "
                            f"({weight.dtype}) in input's dtype ({input.dtype})")
     if target.numel() and (target.min() < 0 or target.max() >= c):
         raise RuntimeError(f"target out of range: multi_margin_loss needs class indices in [0, {c}), "
@@ -567,8 +595,12 @@ class MultiLabelMarginLossFunction(Function):
 
 def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                            reduction: str = "mean") -> Tensor:
-    r"""Multi-label hinge loss, :math:`\frac{1}{C}\sum_{j \in T}\sum_{i \notin T}\max(0, 1 - x_j + x_i)`,
-    like :func:`torch.nn.functional.multilabel_margin_loss`. See :class:`MultiLabelMarginLossFunction`."""
+    r"""Multi-label hinge loss,
+    :math:`\frac{1}{C}\sum_{j \in T}\sum_{i \notin T}\max(0, 1 - x_j + x_i)`,
+    like :func:`torch.nn.functional.multilabel_margin_loss`.
+
+    See :class:`MultiLabelMarginLossFunction`.
+    """
     reduction = _reduction.resolve(size_average, reduce, reduction)
     _float_kernel("multilabel_margin_loss", "multilabel_margin_loss_forward_out_frame", input)
     n, c = _frames("multilabel_margin_loss", input)
@@ -576,12 +608,14 @@ def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, red
     batched = input.dim() == 2
     want = (n, c) if batched else (c,)
     if (target.shape != want) if batched else (target.dim() > 1 or target.numel() != c):
-        raise RuntimeError(f"inconsistent target size: {list(target.shape)} for input of size: {list(input.shape)} "
-                           f"(multilabel_margin_loss needs target of shape {want}, class indices padded with -1)")
+        raise RuntimeError(f"inconsistent target size: {list(target.shape)} for input of size: "
+                           f"{list(input.shape)} (multilabel_margin_loss needs target of shape "
+                           f"{want}, class indices padded with -1)")
     _class_index_target("multilabel_margin_loss", target)
     if target.numel() and (target.min() < -1 or target.max() >= c):
-        raise RuntimeError(f"argument #2 'target' is out of range: multilabel_margin_loss needs class indices in "
-                           f"[0, {c}) or -1 padding, got values from {target.min().item()} to {target.max().item()}")
+        raise RuntimeError(f"argument #2 'target' is out of range: multilabel_margin_loss needs "
+                           f"class indices in [0, {c}) or -1 padding, got values from "
+                           f"{target.min().item()} to {target.max().item()}")
     return MultiLabelMarginLossFunction.apply(input, target, reduction)
 
 
@@ -626,7 +660,8 @@ class TripletMarginFunction(Function):
         active = (ctx.margin + dist_pos - nearest >= 0).to(grad_output.dtype)
         g = reduce_backward(active, ctx.reduction, grad_output)
         if dist_swap is None:
-            return sum_to_shape(g, dist_pos.shape), sum_to_shape(-g, dist_neg.shape), None, None, None
+            g_pos, g_neg = sum_to_shape(g, dist_pos.shape), sum_to_shape(-g, dist_neg.shape)
+            return g_pos, g_neg, None, None, None
         share = torch.where(dist_neg == dist_swap, -g / 2, -g)
         g_neg = share.masked_fill(dist_neg > dist_swap, 0)
         g_swap = share.masked_fill(dist_neg < dist_swap, 0)
@@ -636,9 +671,10 @@ class TripletMarginFunction(Function):
 
 def _same_dims(anchor: Tensor, positive: Tensor, negative: Tensor) -> None:
     if not anchor.dim() == positive.dim() == negative.dim():
-        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have the same number of "
-                           f"dimensions, but got: anchor {anchor.dim()}D, positive {positive.dim()}D, and "
-                           f"negative {negative.dim()}D inputs ({_shapes(anchor=anchor, positive=positive, negative=negative)})")
+        given = _shapes(anchor=anchor, positive=positive, negative=negative)
+        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have the "
+                           f"same number of dimensions, but got: anchor {anchor.dim()}D, positive "
+                           f"{positive.dim()}D, and negative {negative.dim()}D inputs ({given})")
 
 
 def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0,
@@ -664,9 +700,10 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
 
 
 def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative: Tensor, *,
-                                      distance_function=None, margin: float = 1.0, swap: bool = False,
-                                      reduction: str = "mean") -> Tensor:
-    r"""Triplet loss with any distance, like :func:`torch.nn.functional.triplet_margin_with_distance_loss`.
+                                      distance_function=None, margin: float = 1.0,
+                                      swap: bool = False, reduction: str = "mean") -> Tensor:
+    r"""Triplet loss with any distance, like
+    :func:`torch.nn.functional.triplet_margin_with_distance_loss`.
 
     ``distance_function(x, y)`` defaults to :func:`pairwise_distance` (``p=2``,
     ``eps=1e-6``). Necessarily a composition: the distance is the caller's
@@ -678,7 +715,8 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
         raise ValueError(f"{reduction} is not a valid value for reduction "
                          f"(expected one of {', '.join(map(repr, REDUCTIONS))})")
     if margin <= 0:
-        raise ValueError(f"margin must be greater than 0, got {margin} (triplet_margin_with_distance_loss)")
+        raise ValueError(f"margin must be greater than 0, got {margin} "
+                         f"(triplet_margin_with_distance_loss)")
     _same_dims(anchor, positive, negative)
     distance = pairwise_distance if distance_function is None else distance_function
     dist_pos = distance(anchor, positive)
