@@ -1,0 +1,24 @@
+"""Interactive figures: one call in a chapter, two renderings.
+
+>>> from lossutils.interactive import ce_temperature
+>>> ce_temperature()            # the last line of a notebook cell
+
+In a live kernel (Jupyter, Binder, Colab) that shows ipywidgets controls that
+redraw a matplotlib figure, recomputed by lossutils on every move. In the built
+book (``LOSSUTILS_FIGURES=static``, set by book_ext/static_figures.py) it is a
+Vega-Lite chart whose controls filter values lossutils computed in advance
+over every slider position, so it responds in the browser with no kernel.
+
+A new figure is declared as data: :class:`Slider` / :class:`Choice` controls and
+:class:`Panel` objects holding :class:`Curve` objects, where
+``Curve(label, fn)`` draws ``fn(x, **controls)`` and the controls a curve uses
+are the keyword parameters of ``fn``; see :mod:`.figures` for four examples.
+
+Neither ipywidgets, matplotlib nor IPython is imported until a figure is drawn.
+"""
+
+from .core import MODE_ENV, Choice, Curve, InteractiveFigure, Marker, Panel, Slider, figure_mode
+from .figures import ce_temperature, kl_gaussian_fit, regression_losses, training_lr
+
+__all__ = ["MODE_ENV", "Choice", "Curve", "InteractiveFigure", "Marker", "Panel", "Slider", "figure_mode",
+           "ce_temperature", "kl_gaussian_fit", "regression_losses", "training_lr"]

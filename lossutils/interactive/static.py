@@ -1,0 +1,210 @@
+"""The static rendering: a Vega-Lite chart whose controls work in the browser.
+
+Every curve is evaluated in Python over the grid of the control values it
+depends on; each evaluation is one row ``{"k": curve index, <control>: value,
+..., "y": [integers]}``. The browser keeps the rows whose control values match
+the sliders, unrolls ``y`` (``flatten``), rebuilds ``x`` from the point's index
+(the panel's x is evenly spaced) and scales ``y`` back. So the page holds
+lossutils' own numbers, and nothing is recomputed without a kernel except
+curves that carry a closed-form ``expr``.
+
+``y`` is stored as integers in units of a thousandth of the panel's y-range
+(three significant digits of the plot, far below a pixel), clipped to one
+range beyond the axis on either side: that keeps the data small enough that a
+page with a figure weighs under 1 MB more than one without (the vendored
+Vega libraries are most of it).
+"""
+
+from __future__ import annotations
+
+import html as _html
+import itertools
+import json
+import math
+import re
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from .core import Choice, InteractiveFigure, Panel, Slider
+
+WIDTH = 660  # px for all panels together: the book theme's text column
+
+_FUNCTIONS = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "pow": np.power, "abs": np.abs, "PI": math.pi}
+_counter = itertools.count()
+
+
+def _param(c) -> str:
+    return f"c_{c}"
+
+
+def _params(fig: InteractiveFigure) -> list[dict]:
+    params = []
+    for c in fig.controls:
+        if isinstance(c, Slider):
+            bind = {"input": "range", "min": c.min, "max": c.max, "step": c.step, "name": c.label + " "}
+        else:
+            bind = {"input": "radio", "options": list(c.options), "labels": c.texts, "name": c.label + " "}
+        params.append({"name": _param(c.name), "value": c.value, "bind": bind})
+    return params
+
+
+def _matches(fig: InteractiveFigure, names: set[str]) -> str:
+    """A row is kept when each control it was computed for equals the control's value.
+    Rows without that field (curves that do not depend on it) always pass."""
+    terms = []
+    for c in fig.controls:
+        if c.name not in names:
+            continue
+        if isinstance(c, Slider):  # half a step of slack: slider values are decimal strings
+            test = f"abs(datum.{c.name} - {_param(c.name)}) < {c.step / 2!r}"
+        else:
+            test = f"datum.{c.name} == {_param(c.name)}"
+        terms.append(f"(!isValid(datum.{c.name}) || {test})")
+    return " && ".join(terms)
+
+
+def _quantize(y: np.ndarray, lo: float, hi: float, unit: float) -> list:
+    span = hi - lo
+    y = np.clip(y, lo - span, hi + span)  # +-inf too: the line leaves the axis the right way
+    q = np.round(y / unit)
+    return [None if math.isnan(v) else int(v) for v in q.tolist()]
+
+
+def _to_vega(expr: str, fig: InteractiveFigure) -> str:
+    names = {c.name for c in fig.controls}
+    return re.sub(r"\b[A-Za-z_]\w*\b",
+                  lambda m: "datum.x" if m.group(0) == "x" else _param(m.group(0)) if m.group(0) in names
+                  else m.group(0), expr)
+
+
+def _check_expr(fig: InteractiveFigure, panel: Panel, curve) -> None:
+    """The browser's closed form must draw what ``fn`` computes: checked at up to
+    ~100 control combinations spread over the grid (the first and last included)."""
+    combos = fig.combos(curve.depends)
+    for values in combos[::max(1, len(combos) // 100)] + combos[-1:]:
+        scope = {"__builtins__": {}, **_FUNCTIONS, **values, "x": panel.x}
+        got = np.asarray(eval(curve.expr, scope), dtype=np.float64)  # noqa: S307 (our own string)
+        want = curve(panel.x, values)
+        if not np.allclose(got, want, rtol=1e-6, atol=1e-9, equal_nan=True):
+            raise ValueError(f"{fig.name}: expr of {curve.label!r} differs from its fn at {values}: "
+                             f"max |diff| {np.nanmax(np.abs(got - want)):.3g}")
+
+
+def _panel(fig: InteractiveFigure, index: int, datasets: dict, width: int) -> dict:
+    panel = fig.panels[index]
+    lo, hi = fig.domain(index)
+    unit = 10.0 ** math.floor(math.log10((hi - lo) / 1000))
+    x0, dx, n = float(panel.x[0]), panel.dx, len(panel.x)
+    labels = [c.label for c in panel.curves]
+
+    rows, depends = [], set()
+    for k, curve in enumerate(panel.curves):
+        if curve.expr is not None:
+            _check_expr(fig, panel, curve)
+            continue
+        depends.update(curve.depends)
+        for values in fig.combos(curve.depends):
+            rows.append({"k": k, **values, "y": _quantize(curve(panel.x, values), lo, hi, unit)})
+
+    encoding = {
+        "x": {"field": "x", "type": "quantitative", "title": panel.xlabel,
+              "scale": {"domain": [x0, float(panel.x[-1])], "nice": False}},
+        "y": {"field": "v", "type": "quantitative", "title": panel.ylabel,
+              "scale": {"domain": [lo, hi], "nice": False, "zero": False}},
+        "color": {"field": "curve", "type": "nominal", "title": None,
+                  "scale": {"domain": labels, "range": panel.colors()},
+                  "legend": {"orient": "bottom", "direction": "vertical", "labelLimit": width,
+                             "symbolType": "stroke"}},
+    }
+    line = {"type": "line", "clip": True, "strokeWidth": 2}
+    dash = {"field": "curve", "type": "nominal", "legend": None,
+            "scale": {"domain": labels, "range": [[5, 3] if c.dashed else [1, 0] for c in panel.curves]}}
+    layers = []
+    if rows:
+        name = f"{fig.name}-{index}"
+        datasets[name] = rows
+        unroll = [{"filter": _matches(fig, depends)}] if depends else []
+        unroll += [
+            {"flatten": ["y"]},
+            {"window": [{"op": "row_number", "as": "i"}], "groupby": ["k"]},
+            {"calculate": f"{x0!r} + (datum.i - 1) * {dx!r}", "as": "x"},
+            {"calculate": f"isValid(datum.y) ? datum.y * {unit!r} : null", "as": "v"},
+            {"calculate": f"{json.dumps(labels)}[datum.k]", "as": "curve"},
+        ]
+        layers.append({"data": {"name": name}, "transform": unroll, "mark": line,
+                       "encoding": {**encoding, "strokeDash": dash}})
+        for m in panel.markers:
+            k = labels.index(m.curve)
+            at = f"datum.k == {k} && abs(datum.x - {_param(m.at)}) < {dx / 2!r}"
+            layers.append({"data": {"name": name}, "transform": unroll + [{"filter": at}],
+                           "mark": {"type": "point", "filled": True, "size": 70, "opacity": 1},
+                           "encoding": encoding})
+    for k, curve in enumerate(panel.curves):
+        if curve.expr is None:
+            continue
+        layers.append({
+            "data": {"sequence": {"start": 0, "stop": n, "as": "i"}},
+            "transform": [{"calculate": f"{x0!r} + datum.i * {dx!r}", "as": "x"},
+                          {"calculate": _to_vega(curve.expr, fig), "as": "v"},
+                          {"calculate": json.dumps(curve.label), "as": "curve"}],
+            "mark": line, "encoding": {**encoding, "strokeDash": dash}})
+    return {"title": panel.title, "width": width, "height": 200, "layer": layers}
+
+
+@contextmanager
+def _one_thread():
+    """Many small tensor ops: one torch thread is faster, and the book builds on a
+    shared machine where idle-spinning threads slow everyone down."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def vegalite(fig: InteractiveFigure) -> dict:
+    """The Vega-Lite (v6) spec: one view per panel side by side, sliders below."""
+    datasets: dict = {}
+    n = len(fig.panels)
+    width = int((WIDTH - 70 * n) / n)
+    with _one_thread():
+        views = [_panel(fig, i, datasets, width) for i in range(n)]
+    return {
+        "params": _params(fig),
+        "datasets": datasets,
+        "hconcat": views,
+        "resolve": {"scale": {"color": "independent", "strokeDash": "independent"}},
+        "config": {"view": {"stroke": "#bbb"}, "axis": {"grid": True, "gridOpacity": 0.4},
+                   "title": {"fontSize": 12, "fontWeight": "normal"}},
+    }
+
+
+_TEMPLATE = """\
+<div class="lossutils-figure" id="{id}" data-figure="{name}" role="figure" aria-label="{label}"></div>
+<style>#{id} .vega-bind-name {{display: inline-block; min-width: 12em}}</style>
+<script type="application/json" id="{id}-spec">{spec}</script>
+<script>
+(function () {{
+  function draw() {{
+    var spec = JSON.parse(document.getElementById("{id}-spec").textContent);
+    vegaEmbed("#{id}", spec, {{actions: false, renderer: "svg", mode: "vega-lite"}})
+      .catch(function (error) {{ console.error("lossutils figure {name}:", error); }});
+  }}
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", draw);
+  else draw();
+}})();
+</script>
+"""
+
+
+def html(fig: InteractiveFigure) -> str:
+    """The figure as HTML. The page must load vega, vega-lite and vega-embed
+    (book_ext/static_figures.py adds the vendored copies to pages with a figure,
+    recognised by the ``lossutils-figure`` class)."""
+    spec = json.dumps(vegalite(fig), separators=(",", ":"), allow_nan=False)
+    spec = spec.replace("<", "\\u003c")  # no "</script>" can end the block early
+    return _TEMPLATE.format(id=f"lossutils-{fig.name}-{next(_counter)}", name=fig.name, spec=spec,
+                            label=_html.escape(fig.description or fig.name, quote=True))

@@ -1,0 +1,159 @@
+"""Helpers for the browser tests: serve a built site locally, drive Debian's
+Chromium through playwright, and record everything a page does.
+
+Never ``playwright install``: the tests use the system's ``/usr/bin/chromium``
+(``apt-get install chromium``; ``make test`` installs it under ``CI=true``).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import pathlib
+import socketserver
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+CHROMIUM = pathlib.Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-gpu"]
+NO_CHROMIUM = ("browser tests need Debian's Chromium at /usr/bin/chromium: run `apt-get install chromium` "
+               "as root (`CI=true make test` does it); never `playwright install`")
+
+FIGURE = ".lossutils-figure"
+# What ipywidgets leaves on a page: its views, its saved state, the require.js
+# loader its embed manager needs. None may appear without a kernel.
+WIDGET_SELECTORS = (".jupyter-widgets", ".widget-slider", ".widget-output", ".widget-box",
+                    'script[type="application/vnd.jupyter.widget-view+json"]',
+                    'script[type="application/vnd.jupyter.widget-state+json"]',
+                    'script[src*="require"]', 'script[src*="embed-amd"]')
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    prefix = "/"
+
+    def log_message(self, *args):  # the tests report failures themselves
+        pass
+
+    def translate_path(self, path):
+        # Like GitHub Pages: the site lives under its prefix, anything else is missing.
+        if not path.startswith(self.prefix):
+            return str(pathlib.Path(self.directory) / "__outside_the_site_prefix__")
+        return super().translate_path("/" + path[len(self.prefix):])
+
+
+@contextmanager
+def serve(directory: pathlib.Path, prefix: str = "/"):
+    """Serve ``directory`` at ``http://127.0.0.1:<free port><prefix>``; yields that URL."""
+    prefix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
+    handler = functools.partial(type("Handler", (_Handler,), {"prefix": prefix}), directory=str(directory))
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}{prefix}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def pages(site: pathlib.Path) -> list[str]:
+    """Every HTML page of the site, as paths relative to its root."""
+    return sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html")
+                  if "_static" not in p.relative_to(site).parts and "_sources" not in p.relative_to(site).parts)
+
+
+@dataclass
+class Visit:
+    """What one page did while loading."""
+
+    page: str
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+    bytes_by_url: dict[str, int] = field(default_factory=dict)
+    figures: list[str] = field(default_factory=list)
+    figure_markup_bytes: int = 0
+    widgets: list[str] = field(default_factory=list)
+    empty_figures: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        return ([f"console error: {m}" for m in self.console_errors]
+                + [f"page error: {m}" for m in self.page_errors]
+                + [f"failed request: {m}" for m in self.failed]
+                + [f"request to another host: {m}" for m in self.foreign]
+                + [f"widget without a kernel: {m}" for m in self.widgets]
+                + [f"figure drew no line: {m}" for m in self.empty_figures])
+
+    @property
+    def weight(self) -> int:
+        return sum(self.bytes_by_url.values())
+
+
+def watch(page, base: str, visit: Visit) -> None:
+    """Record errors and requests of ``page``; requests to any other host are
+    aborted (so nothing leaves the machine) and recorded."""
+    local = urlsplit(base).netloc
+
+    def route(r):
+        url = r.request.url
+        scheme = urlsplit(url).scheme
+        if scheme in ("data", "blob", "about") or urlsplit(url).netloc == local:
+            r.continue_()
+        else:
+            visit.foreign.append(url)
+            r.abort()
+
+    def on_response(response):
+        if response.status >= 400:
+            visit.failed.append(f"{response.status} {response.url}")
+        elif urlsplit(response.url).netloc == local:
+            try:
+                visit.bytes_by_url[response.url] = len(response.body())
+            except Exception:  # a redirect has no body
+                pass
+
+    def on_failed(request):
+        if request.url not in visit.foreign:
+            visit.failed.append(f"{request.failure} {request.url}")
+
+    page.route("**/*", route)
+    page.on("console", lambda m: visit.console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: visit.page_errors.append(str(e)))
+    page.on("response", on_response)
+    page.on("requestfailed", on_failed)
+
+
+def wait_for_figures(page, timeout_ms: int = 20000) -> None:
+    """Until every interactive figure has drawn its chart (an SVG with marks)."""
+    page.wait_for_function(
+        f"""() => Array.from(document.querySelectorAll('{FIGURE}'))
+                 .every(f => f.querySelector('svg.marks g.mark-line path'))""", timeout=timeout_ms)
+
+
+def line_paths(page, figure_id: str) -> list[str]:
+    """The ``d`` attribute of every line the figure draws."""
+    return page.eval_on_selector_all(f"#{figure_id} svg.marks g.mark-line path",
+                                     "els => els.map(e => e.getAttribute('d') || '')")
+
+
+def chart_png(page, figure_id: str) -> bytes:
+    """A screenshot of the chart alone (not the controls, whose read-outs change too)."""
+    return page.locator(f"#{figure_id} svg.marks").screenshot(animations="disabled")
+
+
+def wait_changed(page, figure_id: str, before: bytes, timeout_s: float = 5.0) -> bytes:
+    """Screenshots of the chart until it differs from ``before`` (Vega redraws
+    asynchronously after an input event) or the time is up; returns the last."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        after = chart_png(page, figure_id)
+        if after != before or time.monotonic() > deadline:
+            return after
+        page.wait_for_timeout(100)
