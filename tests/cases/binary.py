@@ -93,6 +93,11 @@ CASES = [
     Case("binary_cross_entropy_with_logits", _logits_soft, grid(reduction=("mean",)), module="BCEWithLogitsLoss",
          grad=(0, 1), reference=True),
     Case("binary_cross_entropy_with_logits", _logits_mixed, REDUCTION, grad=(1,), dtypes=(torch.float32,)),
+    # the deprecated alias of 'mean', accepted with torch's warning (no reference: it spells 'mean')
+    Case("binary_cross_entropy", _weighted_probabilities, [dict(reduction="elementwise_mean")], module="BCELoss",
+         grad=(0, 1)),
+    Case("binary_cross_entropy_with_logits", _logits_both, [dict(reduction="elementwise_mean")],
+         module="BCEWithLogitsLoss", grad=(0, 1)),
 ]
 
 
@@ -133,6 +138,14 @@ REJECTIONS = [
     Rejection(BCE, lambda: ((torch.rand(2, 3), torch.rand(2, 3)), {"weight": torch.rand(4, 2, 3)}),
               match=r"weight of shape \(4, 2, 3\) does not broadcast to the input's shape \(2, 3\)",
               id="weight-grows-shape"),
+    # a leading 1 still grows the shape: torch refuses weight (1, 3) for a (3,) input
+    *(Rejection(name, lambda: ((torch.rand(3), torch.rand(3)), {"weight": torch.rand(1, 3)}),
+                match=r"weight of shape \(1, 3\) does not broadcast to the input's shape \(3,\)",
+                id="weight-leading-one")
+      for name in (BCE, BCEL)),
+    Rejection(BCEL, lambda: ((torch.randn(3), torch.rand(3)), {"pos_weight": torch.rand(1, 3)}),
+              match=r"pos_weight of shape \(1, 3\) does not broadcast to the input's shape \(3,\)",
+              id="pos-weight-leading-one"),
     *(Rejection(name, lambda: ((torch.rand(2, 3), torch.rand(2, 3)), {"weight": torch.rand(3, requires_grad=True)}),
                 match="not differentiable with respect to argument 'weight'", id="weight-requires-grad")
       for name in (BCE, BCEL)),

@@ -78,6 +78,12 @@ CASES = [
          grad=(0, 1, "weight"), reference=True),
     # huber_loss keeps input's dtype (float32 here); torch cannot differentiate this mix
     Case("huber_loss", _mixed_dtypes, grid(reduction=REDUCTIONS), grad=(), dtypes=(torch.float32,)),
+    # the deprecated alias of 'mean', accepted with torch's warning (no reference: it spells 'mean')
+    *(Case(name, _pair, [dict(reduction="elementwise_mean", **extra)], module=module, grad=(0, 1))
+      for name, module, extra in (("l1_loss", "L1Loss", {}), ("mse_loss", "MSELoss", {}),
+                                  ("smooth_l1_loss", "SmoothL1Loss", {}),
+                                  ("smooth_l1_loss", "SmoothL1Loss", {"beta": 0.0}),
+                                  ("huber_loss", "HuberLoss", {}))),
 ]
 
 
