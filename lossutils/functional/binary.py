@@ -200,7 +200,7 @@ def _check_range(name: str, tensor: Tensor) -> None:
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
-    return _TORCH_DTYPE_NAMES.get(dtype, str(dtype).removeprefix("torch.").capitalize())
+    return _TORCH_DTYPE_NAMES.get(dtype, str(dtype).removeprefix("torch."))
 
 
 # ----------------------------------------------------------------------------

@@ -234,7 +234,9 @@ class HuberLossFunction(Function):
 # Argument checks shared by the wrappers
 # ----------------------------------------------------------------------------
 
+# The C++ names torch's kernels print ("not implemented for 'Long'"), kept in our messages.
 _TORCH_DTYPE_NAMES = {
+    torch.float16: "Half", torch.bfloat16: "BFloat16", torch.float32: "Float", torch.float64: "Double",
     torch.bool: "Bool", torch.uint8: "Byte", torch.int8: "Char", torch.int16: "Short",
     torch.int32: "Int", torch.int64: "Long", torch.complex64: "ComplexFloat",
     torch.complex128: "ComplexDouble", torch.complex32: "ComplexHalf",
