@@ -136,8 +136,12 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
         if reduction == "mean":
             warnings.warn(KL_MEAN_WARNING, stacklevel=2)
         resolved = _kl_reduction(reduction)
-    if not (input.is_floating_point() or input.is_complex()) or not (
-            target.is_floating_point() or target.is_complex()):
+    if input.is_complex() or target.is_complex():
+        raise RuntimeError(
+            "kl_div: Complex inputs not supported: input and target must be real floating-point tensors, "
+            f"got input dtype {input.dtype} and target dtype {target.dtype}"
+        )
+    if not (input.is_floating_point() and target.is_floating_point()):
         raise RuntimeError(
             "kl_div: Integral inputs not supported: input and target must be floating-point tensors, "
             f"got input dtype {input.dtype} and target dtype {target.dtype}"

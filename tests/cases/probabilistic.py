@@ -97,6 +97,8 @@ REJECTIONS = [
               match=r"Integral inputs not supported.*input dtype torch.int64", id="integer-input"),
     Rejection("kl_div", _kl(torch.randn(3), torch.arange(3)),
               match=r"target dtype torch.int64", id="integer-target"),
+    Rejection("kl_div", _kl(torch.randn(3, dtype=torch.complex64), torch.rand(3)),
+              match=r"Complex inputs not supported.*input dtype torch.complex64", id="complex-input"),
     Rejection("poisson_nll_loss", lambda: ((torch.randn(3), torch.rand(3)), {"reduction": "avg"}),
               match="avg is not a valid value for reduction", id="bad-reduction",
               module="PoissonNLLLoss", module_kwargs={"reduction": "avg"}),
