@@ -155,10 +155,6 @@ class BinaryCrossEntropyWithLogitsFunction(Function):
 # ----------------------------------------------------------------------------
 
 
-def _resolve(size_average, reduce, reduction: str) -> str:
-    return _reduction.resolve(size_average, reduce, reduction)
-
-
 def _check_same_size(input: Tensor, target: Tensor, op: str) -> None:
     if target.size() != input.size():
         raise ValueError(
@@ -219,7 +215,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     :class:`BinaryCrossEntropyFunction` for the gradients.
     """
     op = "binary_cross_entropy"
-    reduction = _resolve(size_average, reduce, reduction)
+    reduction = _reduction.resolve(size_average, reduce, reduction)
     _check_same_size(input, target, op)
     if weight is not None:
         try:
@@ -258,7 +254,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     See :class:`BinaryCrossEntropyWithLogitsFunction` for the gradients.
     """
     op = "binary_cross_entropy_with_logits"
-    reduction = _resolve(size_average, reduce, reduction)
+    reduction = _reduction.resolve(size_average, reduce, reduction)
     _check_same_size(input, target, op)
     _check_no_grad("weight", weight, op)
     _check_no_grad("pos_weight", pos_weight, op)
