@@ -50,9 +50,11 @@ def test_every_page_is_built_with_executed_outputs(built_book, page):
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_runs_alone_in_a_fresh_kernel(chapter):
-    """Each chapter on its own (not after another one), from the book root, offline."""
-    nb = jupytext.read(ROOT / f"{chapter}.md")
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
+    """Each chapter on its own (not after another one), in its own folder as
+    Jupyter and the book build run it, offline."""
+    path = ROOT / f"{chapter}.md"
+    nb = jupytext.read(path)
+    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start

@@ -101,7 +101,7 @@ def _is_lossutils_node(out):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 def test_functional_matches_torch(case: Case, options, dtype):
     if dtype not in case.dtypes:
-        pytest.skip(f"{case.name} is not defined for {dtype} in torch")
+        pytest.skip(f"{case.name}: this case is not run for {dtype}")
 
     @settings(max_examples=case.examples)
     @given(data=st.data())
