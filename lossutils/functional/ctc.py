@@ -294,6 +294,9 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
     (at least 1), then averages over the batch. See :class:`CTCLossFunction`.
     """
     reduction = _reduction.check_reduction(reduction)
+    if isinstance(blank, bool) or not hasattr(blank, "__index__"):
+        raise TypeError(f"blank must be an int (the blank's class index), got {type(blank).__name__} ({blank!r})")
+    blank = operator.index(blank)
     if isinstance(input_lengths, Tensor) != isinstance(target_lengths, Tensor):
         raise TypeError(
             "input_lengths and target_lengths must both be tensors or both be tuples/lists of ints: got "

@@ -101,6 +101,8 @@ REJECTIONS = [
     _reject(_call(_lp(), _TG, [5, 5], [2, 2], blank=4), r"blank must be in label range \[0, 4\): got blank=4",
             "blank-too-big", module=True, blank=4),
     _reject(_call(_lp(), _TG, [5, 5], [2, 2], blank=-1), r"blank must be in label range.*blank=-1", "blank-negative"),
+    _reject(_call(_lp(), _TG, [5, 5], [2, 2], blank=1.0), r"blank must be an int.*got float \(1.0\)", "float-blank"),
+    _reject(_call(_lp(), _TG, [5, 5], [2, 2], blank=True), r"blank must be an int.*got bool", "bool-blank"),
     _reject(_call(_lp(), _TG, [5, 5, 5], [2, 2]), r"input_lengths must be of size batch_size 2: got 3",
             "input-lengths-count"),
     _reject(_call(_lp(), _TG, [5, 5], [2]), r"target_lengths must be of size batch_size 2: got 1",
