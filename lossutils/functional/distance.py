@@ -42,6 +42,9 @@ def pnorm(x: Tensor, p: float, dim: int) -> Tensor:
         return x.abs().sum(dim, keepdim=True)
     if p == 2:
         return (x * x).sum(dim, keepdim=True).sqrt()
+    if math.isinf(p) and x.dim() and x.size(dim) == 0:
+        raise RuntimeError(f"the {p} norm of an empty dimension is undefined (no identity for "
+                           f"max/min): got a tensor of shape {tuple(x.shape)} reduced over dim {dim}")
     if p == math.inf:
         return x.abs().amax(dim, keepdim=True)
     if p == -math.inf:
@@ -171,22 +174,27 @@ class CosineSimilarityFunction(Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         x1, x2, dim, eps = inputs
-        ctx.save_for_backward(x1, x2, output)
+        ctx.save_for_backward(x1, x2)
         ctx.dim, ctx.eps = dim, eps
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output):
-        x1_in, x2_in, s = ctx.saved_tensors
+        x1_in, x2_in = ctx.saved_tensors
         x1, x2 = torch.broadcast_tensors(x1_in, x2_in)
         g = grad_output.unsqueeze(ctx.dim) if x1.dim() else grad_output
-        s = s.unsqueeze(ctx.dim) if x1.dim() else s
         n1, n2 = pnorm(x1, 2, ctx.dim), pnorm(x2, 2, ctx.dim)
         c1, c2 = n1.clamp_min(ctx.eps), n2.clamp_min(ctx.eps)
-        u1 = (x1 / n1).masked_fill(n1 == 0, 0)
-        u2 = (x2 / n2).masked_fill(n2 == 0, 0)
-        g1 = g * (x2 / (c1 * c2) - s / c1 * u1)
-        g2 = g * (x1 / (c1 * c2) - s / c2 * u2)
+
+        def through(x, n, c, g_xhat):
+            # x_hat = x / c: directly 1/c, and through c (= n for autograd) with dn/dx = x / n
+            g_c = -g_xhat * ((x / c) / c)
+            g_c = g_c.sum(ctx.dim, keepdim=True) if x.dim() else g_c
+            return g_xhat / c + g_c * (x / n).masked_fill(n == 0, 0)
+
+        # the chain rule in torch's order (s = sum(x1_hat * x2_hat)), so float32 rounds alike
+        g1 = through(x1, n1, c1, g * (x2 / c2))
+        g2 = through(x2, n2, c2, g * (x1 / c1))
         return sum_to_shape(g1, x1_in.shape), sum_to_shape(g2, x2_in.shape), None, None
 
 

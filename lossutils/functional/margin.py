@@ -201,7 +201,7 @@ class MultiLabelSoftMarginLossFunction(Function):
         shape = _broadcast_shape("multilabel_soft_margin_loss", input=input, target=target,
                                  **({} if weight is None else {"weight": weight}))
         per_sample = shape[:class_dim] + shape[class_dim + 1:]
-        ones = torch.ones(per_sample, dtype=grad_output.dtype)
+        ones = torch.ones(per_sample, dtype=grad_output.dtype, device=grad_output.device)
         g = reduce_backward(ones, ctx.reduction, grad_output)
         g = g.unsqueeze(class_dim) / n_classes
         w = 1 if weight is None else weight
@@ -408,9 +408,13 @@ class CosineEmbeddingLossFunction(Function):
         d = torch.where(target == 1, -1.0, 0.0) + torch.where(target == -1, active, 0.0)
         g = reduce_backward(d.to(cos.dtype), ctx.reduction, grad_output)
         g = sum_to_shape(g, cos.shape)  # a broadcast target may have widened the loss
-        cos, m1, m2, rho, g = (t.unsqueeze(dim) for t in (cos, m1, m2, rho, g))
-        g1 = g * (input2 / rho - cos * input1 / m1)
-        g2 = g * (input1 / rho - cos * input2 / m2)
+        # The formula above, evaluated as the chain rule through cos = prod / rho,
+        # rho = sqrt(m1 m2), m_k = |x_k|^2 + eps in torch's order, so float32 rounds alike
+        # (2 g_m1 x1 = -g cos x1 / m1 and g_prod x2 = g x2 / rho).
+        g_m1m2 = -g * (cos / rho) / (2 * rho)
+        g_prod, g_m1, g_m2 = (t.unsqueeze(dim) for t in (g / rho, g_m1m2 * m2, g_m1m2 * m1))
+        g1 = g_prod * input2 + 2 * g_m1 * input1
+        g2 = g_prod * input1 + 2 * g_m2 * input2
         return sum_to_shape(g1, input1.shape), sum_to_shape(g2, input2.shape), None, None, None
 
 
@@ -473,10 +477,10 @@ class MultiMarginLossFunction(Function):
     @staticmethod
     def _margins(input, target, margin):
         n = target.numel()
-        x = input.reshape(n, -1)
+        x = input.reshape(n, input.size(-1) if input.dim() else 1)
         y = target.reshape(n)
         z = (margin - x.gather(1, y.unsqueeze(1))) + x
-        wrong = torch.arange(x.size(1)).unsqueeze(0) != y.unsqueeze(1)
+        wrong = torch.arange(x.size(1), device=x.device).unsqueeze(0) != y.unsqueeze(1)
         return x, y, z, (z > 0) & wrong
 
     @staticmethod
@@ -495,7 +499,7 @@ class MultiMarginLossFunction(Function):
             h = h * weight[y].unsqueeze(1)
         h = torch.where(active, h, 0.0) / x.size(1)
         h = h.scatter(1, y.unsqueeze(1), -h.sum(1, keepdim=True))
-        per_frame = torch.ones(x.size(0), dtype=h.dtype)
+        per_frame = torch.ones(x.size(0), dtype=h.dtype, device=h.device)
         per_frame_grad = grad_output.reshape(-1) if ctx.reduction == "none" else grad_output
         g = reduce_backward(per_frame, ctx.reduction, per_frame_grad)
         return (h * g.unsqueeze(1)).reshape(input.shape), None, None, None, None, None
@@ -568,7 +572,8 @@ class MultiLabelMarginLossFunction(Function):
         x = input.reshape(-1, c)
         y = target.reshape(-1, c)
         listed = (y < 0).cumsum(1) == 0  # entries before the first -1
-        one_hot = (y.clamp_min(0).unsqueeze(2) == torch.arange(c)) & listed.unsqueeze(2)
+        classes = torch.arange(c, device=x.device)
+        one_hot = (y.clamp_min(0).unsqueeze(2) == classes) & listed.unsqueeze(2)
         count = one_hot.sum(1).to(x.dtype)  # [n, class]
         is_target = count > 0
         z = (1 - x.unsqueeze(2)) + x.unsqueeze(1)
@@ -588,7 +593,7 @@ class MultiLabelMarginLossFunction(Function):
         x, (z, active), count = MultiLabelMarginLossFunction._margins(input, target)
         hits = count.unsqueeze(2) * active.to(x.dtype)  # [n, j, i]
         d = (hits.sum(1) - hits.sum(2)) / x.size(1)
-        g = reduce_backward(torch.ones(x.size(0), dtype=d.dtype), ctx.reduction,
+        g = reduce_backward(torch.ones(x.size(0), dtype=d.dtype, device=d.device), ctx.reduction,
                             grad_output.reshape(-1) if ctx.reduction == "none" else grad_output)
         return (d * g.unsqueeze(1)).reshape(input.shape), None, None
 

@@ -303,6 +303,8 @@ REJECTIONS = [
     _r("cosine_similarity", lambda: ((torch.ones(3, 4, dtype=torch.long), torch.ones(3, 4, dtype=torch.long)), {}),
        "must have a floating-point common dtype, got torch.int64", "integer-inputs"),
     _r("cosine_similarity", lambda: ((torch.randn(4), torch.randn(4)), {}), "Dimension out of range", "dim-range"),
+    _r("pairwise_distance", lambda: ((torch.randn(3, 0), torch.randn(3, 0)), {"p": math.inf}),
+       r"inf norm of an empty dimension is undefined .* shape \(3, 0\)", "inf-norm-of-nothing"),
 ]
 
 
@@ -372,4 +374,10 @@ EXTREMES = [
             id="on-the-margin-and-nan", options=dict(reduction="none")),
     Extreme("multilabel_margin_loss", lambda: ((_t(0.1, 0.2, 0.3).reshape(1, 3), torch.tensor([[0, 0, -1]])), {}),
             id="a-class-listed-twice-counts-twice"),
+    # empty batches: only 'none' is meaningful (torch's mean/sum read uninitialised memory)
+    Extreme("multi_margin_loss", lambda: ((torch.randn(0, 4, dtype=F64), torch.zeros(0, dtype=torch.long)), {}),
+            id="empty-batch", options=dict(reduction="none")),
+    Extreme("multilabel_margin_loss", lambda: ((torch.randn(0, 4, dtype=F64),
+                                                torch.zeros(0, 4, dtype=torch.long)), {}),
+            id="empty-batch", options=dict(reduction="none")),
 ]
