@@ -292,6 +292,9 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
     or concatenated (sum of ``target_lengths``); lengths as tensors or
     tuples/lists of ints. ``'mean'`` divides each loss by its target length
     (at least 1), then averages over the batch. See :class:`CTCLossFunction`.
+
+    Unlike torch, a label outside ``[0, C)`` raises ``IndexError``: torch's
+    CPU kernel does not check and reads whatever lies past the tensor.
     """
     reduction = _reduction.check_reduction(reduction)
     if isinstance(blank, bool) or not hasattr(blank, "__index__"):
