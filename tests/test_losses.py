@@ -153,6 +153,8 @@ def test_gradcheck(case: Case, options):
         keys = [k for k, v in kwargs.items() if any(v is w for w in wrt)]
 
         def f(*tensors):
+            if case.gradcheck_input is not None:
+                tensors = case.gradcheck_input(*tensors)
             a, k = list(args), dict(kwargs)
             for i, t in zip(slots, tensors):
                 a[i] = t

@@ -40,6 +40,7 @@ class Case:
     function: the output's ``grad_fn`` must come from a lossutils ``Function``.
     examples: hypothesis examples per (option set, dtype).
     rtol/atol: float32 tolerances (float64 uses 1e-7 / 1e-10 relative/absolute).
+    gradcheck_input: see below.
     """
 
     name: str
@@ -55,6 +56,9 @@ class Case:
     atol: float = 1e-5
     dtypes: tuple = (torch.float64, torch.float32)
     id_options: Callable[[Mapping], str] | None = None
+    # gradcheck differentiates loss(*gradcheck_input(*tensors)) when the loss's
+    # gradient is defined for a transformed input (CTC: log-normalised log_probs).
+    gradcheck_input: Callable | None = None
 
 
 @dataclass(frozen=True)
