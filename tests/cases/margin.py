@@ -55,11 +55,14 @@ def _ranking(draw, options):
 
 
 def _hinge(draw, options):
-    """distances >= 0 and targets in {1, -1} (sometimes also 0: torch then adds both terms)."""
+    """distances >= 0 and targets in {1, -1} (sometimes also 0: torch then adds both terms);
+    either may broadcast against the other."""
     shape = draw(shapes(0, 3))
-    target_shape = draw(broadcastable(shape)) if draw(st.booleans()) else shape
-    target = draw.randint(-1, 2, *target_shape).to(draw.dtype) if draw(st.booleans()) else draw.signs(*target_shape)
-    return (draw.rand(*shape, high=3.0), target), {}
+    small = draw(broadcastable(shape)) if draw(st.booleans()) else shape
+    input_shape, target_shape = (shape, small) if draw(st.booleans()) else (small, shape)
+    target = (draw.randint(-1, 2, *target_shape).to(draw.dtype) if draw(st.booleans())
+              else draw.signs(*target_shape))
+    return (draw.rand(*input_shape, high=3.0), target), {}
 
 
 def _cosine_pair(draw, options):
@@ -68,7 +71,8 @@ def _cosine_pair(draw, options):
     if draw(st.booleans()):
         return (draw.randn(d), draw.randn(d), draw.signs()), {}
     s1, s2 = (((1, d) if draw(st.booleans()) else (n, d)) for _ in range(2))
-    target = draw.randint(-1, 2, n).to(draw.dtype) if draw(st.booleans()) else draw.signs(n)
+    t = draw(st.sampled_from([n, 1]))  # one target for the whole batch broadcasts too
+    target = draw.randint(-1, 2, t).to(draw.dtype) if draw(st.booleans()) else draw.signs(t)
     return (draw.randn(*s1), draw.randn(*s2), target), {}
 
 
@@ -364,6 +368,9 @@ EXTREMES = [
     # hinges exactly on the margin: clamp_min passes the gradient at u = 0 ...
     Extreme("margin_ranking_loss", lambda: ((_t(1.0, 2.0), _t(1.0, 1.0), _t(1.0, -1.0)), {}),
             id="on-the-margin", options=dict(reduction="sum"), grad=(0, 1, 2)),
+    Extreme("triplet_margin_loss", lambda: ((_t(0.0, 0.0).reshape(2, 1), _t(1.0, 0.5).reshape(2, 1),
+                                             _t(2.0, 3.0).reshape(2, 1)), {}),
+            id="on-the-margin", options=dict(p=1, eps=0.0, reduction="sum"), grad=(0, 1, 2)),
     Extreme("hinge_embedding_loss", lambda: ((_t(1.0, 0.5, math.nan, 2.0), _t(-1.0, -1.0, -1.0, 0.0)), {}),
             id="on-the-margin-nan-and-target-0", options=dict(reduction="none")),
     # ... the C++ multi-class kernels test z > 0 strictly, so z = 0 and NaN add nothing
