@@ -257,6 +257,8 @@ class MarginRankingLossFunction(Function):
     with :math:`m_n = [\,-y_n(x_{1,n} - x_{2,n}) + \text{margin} \ge 0\,]`.
     ``target`` is not checked to be :math:`\pm 1` (torch does not either) and
     is differentiable. The three inputs broadcast; gradients are summed back.
+    ``'none'`` returns every :math:`l_n`, ``'sum'`` their sum, ``'mean'`` the
+    sum over the number of :math:`l_n` (so each gradient is divided by it).
     """
 
     @staticmethod
@@ -304,7 +306,8 @@ class HingeEmbeddingLossFunction(Function):
         \frac{\partial l_n}{\partial x_n} = \begin{cases} 1 & y_n = 1 \\ -[\text{margin} - x_n \ge 0] & y_n = -1 \end{cases}
 
     Like torch, a target that is neither 1 nor -1 adds *both* terms. ``target``
-    is not differentiable; ``input`` and ``target`` broadcast.
+    is not differentiable; ``input`` and ``target`` broadcast. ``'none'`` returns
+    every :math:`l_n`, ``'sum'`` their sum, ``'mean'`` their average over all elements.
     """
 
     @staticmethod
@@ -373,6 +376,8 @@ class CosineEmbeddingLossFunction(Function):
     times :math:`-1` (:math:`y = 1`) or :math:`[\cos - \text{margin} \ge 0]`
     (:math:`y = -1`). A zero vector has :math:`\cos = 0` and, through the
     :math:`\epsilon`, a *large but finite* gradient :math:`x_2 / \rho \approx 10^6 x_2/\|x_2\|`.
+    ``'none'`` returns every :math:`l_n`, ``'sum'`` their sum, ``'mean'`` their
+    average over the :math:`N` pairs.
     """
 
     @staticmethod
@@ -642,7 +647,8 @@ class TripletMarginFunction(Function):
     distances, *half to each on a tie* (torch's ``minimum`` rule; a tie
     happens exactly when :math:`a = p`). The distances' own gradients are
     their Functions' business: the triplet losses are this hinge composed
-    with a distance.
+    with a distance. ``'none'`` returns every :math:`l_i`, ``'sum'`` their
+    sum, ``'mean'`` their average over the :math:`N` triplets.
     """
 
     @staticmethod

@@ -43,7 +43,9 @@ def _multilabel(draw, options, weighted=False):
     """(C), (N, C) or (N, d, C) scores; labels in {0, 1} or soft labels in [0, 1]."""
     shape = draw(shapes(1, 3))
     target = draw.randint(0, 2, *shape).to(draw.dtype) if draw(st.booleans()) else draw.rand(*shape)
-    kwargs = {"weight": draw.rand(shape[-1], low=0.1, high=2.0)} if weighted else {}
+    # weight is usually per class (C); any shape broadcasting against input works in torch
+    weight_shape = draw(st.sampled_from([shape[-1:], shape])) if weighted else None
+    kwargs = {"weight": draw.rand(*weight_shape, low=0.1, high=2.0)} if weighted else {}
     return (draw.randn(*shape, scale=2.0), target), kwargs
 
 
