@@ -92,7 +92,9 @@ def refresh() -> None:
             info = json.loads(out)[0]
             unpacked = tmp / name
             with tarfile.open(tmp / info["filename"]) as tar:
-                tar.extractall(unpacked, filter="data")
+                # "data" refuses links and paths outside the folder (Python >= 3.11.4).
+                safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+                tar.extractall(unpacked, **safe)
             copied = []
             for src, dst in files.items():
                 copied += _copy(unpacked / "package" / src, VENDOR / folder / dst)

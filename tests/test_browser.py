@@ -15,6 +15,7 @@ import html.parser
 import json
 import pathlib
 import re
+import shutil
 from urllib.parse import urlsplit
 
 import pytest
@@ -79,7 +80,8 @@ def _open(browser, base_url, name, visit):
 @pytest.fixture(scope="session")
 def visits(browser, base_url, site) -> dict[str, Visit]:
     """Every page loaded once, with what it did; a full-page screenshot of each."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # no stale screenshot from an earlier run
+    ARTIFACTS.mkdir(parents=True)
     result = {}
     for name in pages(site):
         visit = result[name] = Visit(name)

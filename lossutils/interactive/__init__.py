@@ -9,10 +9,11 @@ book (``LOSSUTILS_FIGURES=static``, set by book_ext/static_figures.py) it is a
 Vega-Lite chart whose controls filter values lossutils computed in advance
 over every slider position, so it responds in the browser with no kernel.
 
-A new figure is declared as data: :class:`Slider` / :class:`Choice` controls and
-:class:`Panel` objects holding :class:`Curve` objects, where
-``Curve(label, fn)`` draws ``fn(x, **controls)`` and the controls a curve uses
-are the keyword parameters of ``fn``; see :mod:`.figures` for four examples.
+A new figure is declared as data: ``Slider`` / ``Choice`` controls and
+``Panel`` objects holding ``Curve`` objects, where
+``Curve(label, fn)`` draws ``fn(x, **controls)``, and the controls a curve uses
+are ``fn``'s parameters after ``x`` that have no default; see ``figures`` for
+four examples.
 
 Neither ipywidgets, matplotlib nor IPython is imported until a figure is drawn.
 """

@@ -1,16 +1,16 @@
 """What an interactive figure is: controls, panels of curves, and where it is shown.
 
-A figure is declared once, as data: its controls (:class:`Slider`,
-:class:`Choice`) and its panels, each a list of :class:`Curve` objects whose
+A figure is declared once, as data: its controls (``Slider``,
+``Choice``) and its panels, each a list of ``Curve`` objects whose
 ``fn(x, **controls)`` computes ``y`` (with ``lossutils``). The controls a curve
-depends on are the keyword parameters of its ``fn``. Two renderings read the
-same declaration:
+depends on are its ``fn``'s parameters after ``x`` without a default. Two
+renderings read the same declaration:
 
 * live (a kernel with a front-end: Jupyter, Binder, Colab): ipywidgets controls
-  redraw a matplotlib figure, calling every ``fn`` again (:mod:`.live`);
+  redraw a matplotlib figure, calling every ``fn`` again (``live``);
 * static (the built book): every ``fn`` is evaluated over the grid of control
   values it depends on, and a Vega-Lite chart filters that table in the
-  browser, with no kernel (:mod:`.static`).
+  browser, with no kernel (``static``).
 
 Nothing here imports ipywidgets, matplotlib or IPython: those load only when a
 figure is drawn, so ``import lossutils`` works without a display.
@@ -24,7 +24,6 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -194,8 +193,8 @@ def figure_mode() -> str:
 @dataclass(eq=False)
 class InteractiveFigure:
     """A figure with controls. Display it (last line of a cell) to get the rendering
-    that fits where it runs (:func:`figure_mode`); or ask for one explicitly:
-    :meth:`widget`, :meth:`html`, :meth:`vegalite`, :meth:`draw`."""
+    that fits where it runs (``figure_mode``); or ask for one explicitly:
+    ``widget``, ``html``, ``vegalite``, ``draw``."""
 
     name: str
     controls: Sequence[Control]
@@ -279,7 +278,7 @@ class InteractiveFigure:
         return vegalite(self)
 
     def html(self) -> str:
-        """The static rendering: a div and the script that embeds :meth:`vegalite` in it."""
+        """The static rendering: a div and the script that embeds ``vegalite`` in it."""
         from .static import html
 
         return html(self)

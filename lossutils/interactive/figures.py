@@ -1,5 +1,5 @@
 """The book's four interactive figures. Each function returns an
-:class:`~lossutils.interactive.core.InteractiveFigure`; display it (the last line
+``InteractiveFigure``; display it (the last line
 of a cell) and it renders live or static, wherever it runs. Every number on
 them comes from ``lossutils.functional`` (and its hand-written backwards).
 """

@@ -2,7 +2,7 @@
 
 Every redraw calls each curve's ``fn`` again at the controls' current values,
 so what the reader sees in Jupyter, Binder or Colab is lossutils computing
-right now. The figure is a plain :class:`matplotlib.figure.Figure` (not
+right now. The figure is a plain ``matplotlib.figure.Figure`` (not
 pyplot's), so the inline backend never shows a stray copy at the end of the
 cell, and it is sent as a PNG, which works with any matplotlib backend.
 """

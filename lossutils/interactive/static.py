@@ -27,7 +27,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from .core import Choice, InteractiveFigure, Panel, Slider
+from .core import InteractiveFigure, Panel, Slider
 
 WIDTH = 660  # px for all panels together: the book theme's text column
 
@@ -184,7 +184,8 @@ def vegalite(fig: InteractiveFigure) -> dict:
 
 _TEMPLATE = """\
 <div class="lossutils-figure" id="{id}" data-figure="{name}" role="figure" aria-label="{label}"></div>
-<style>#{id} .vega-bind-name {{display: inline-block; min-width: 12em}}</style>
+<style>#{id} .vega-bind-name {{display: inline-block; min-width: 12em}}
+#{id} .vega-bind-radio label {{margin: 0 1.2em 0 0.3em}}</style>
 <script type="application/json" id="{id}-spec">{spec}</script>
 <script>
 (function () {{
