@@ -184,6 +184,39 @@ def test_live_widget_recomputes_on_every_move(monkeypatch):
     assert marker.get_xdata()[0] == -3.0 and math.isclose(marker.get_ydata()[0], ce, rel_tol=1e-6)
 
 
+def test_live_choice_redraws(specs, monkeypatch):
+    pytest.importorskip("ipywidgets")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lossutils.interactive import live
+
+    calls = []
+    real_draw = live.draw
+    monkeypatch.setattr(live, "draw", lambda fig, values, mpl=None: calls.append(dict(values))
+                        or real_draw(fig, values, mpl))
+    box = specs["training-lr"][0].widget()  # its runs are cached by the static spec above
+    box.children[1].value = "sum"
+    assert calls[-1] == {"log_lr": 0.0, "reduction": "sum"}
+
+
+def test_a_kernel_gets_widgets_and_the_book_gets_html():
+    """In a real kernel: live unless LOSSUTILS_FIGURES=static (what the book's extension sets)."""
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in (
+        "import os\nos.environ.pop('LOSSUTILS_FIGURES', None)\n"
+        "from lossutils.interactive import regression_losses\nregression_losses()",
+        "os.environ['LOSSUTILS_FIGURES'] = 'static'\nregression_losses()")]
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    live_out, static_out = ([o for o in c.outputs if o.output_type == "display_data"] for c in nb.cells)
+    assert len(live_out) == 1 and "application/vnd.jupyter.widget-view+json" in live_out[0].data
+    assert len(static_out) == 1 and set(static_out[0].data) == {"text/html", "text/plain"}
+    assert 'class="lossutils-figure"' in static_out[0].data["text/html"]
+
+
 def _tiny(**curve_kw):
     a = Slider("a", "a", 0.0, 1.0, 0.5, 0.5)
     return InteractiveFigure("tiny", [a], [Panel("p", np.linspace(0, 1, 3), [Curve("c", **curve_kw)])])
