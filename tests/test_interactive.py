@@ -228,6 +228,8 @@ def test_declarations_are_checked():
     with pytest.raises(ValueError, match="differs from its fn"):
         _tiny(fn=lambda x, a: x * a, expr="x + a").vegalite()
     _tiny(fn=lambda x, a: x * a, expr="x * a").vegalite()
+    with pytest.raises(ValueError, match="must be an identifier"):
+        InteractiveFigure("r", [Slider("k", "k", 0.0, 1.0, 0.5, 0.5)], [])
     with pytest.raises(ValueError, match="not min"):
         Slider("s", "s", 0.0, 1.0, 0.3, 0.5)
     a = Slider("a", "a", 0.0, 1.0, 0.25, 0.5)

@@ -38,6 +38,8 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
            "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# Field names of the static chart's rows (see static.py), so no control may take them.
+_RESERVED = frozenset({"x", "y", "k", "i", "v", "curve"})
 
 
 @dataclass(frozen=True)
@@ -205,8 +207,9 @@ class InteractiveFigure:
     def __post_init__(self):
         names = [c.name for c in self.controls]
         for n in names:
-            if not _NAME.match(n) or n == "x":
-                raise ValueError(f"{self.name}: control name {n!r} must be an identifier other than 'x'")
+            if not _NAME.match(n) or n in _RESERVED:
+                raise ValueError(f"{self.name}: control name {n!r} must be an identifier, "
+                                 f"not one of {sorted(_RESERVED)}")
         if len(set(names)) != len(names):
             raise ValueError(f"{self.name}: control names repeat: {names}")
         for panel in self.panels:
@@ -233,7 +236,10 @@ class InteractiveFigure:
                              f"on the x grid of panel {panel.title!r}")
 
     def control(self, name: str) -> Control:
-        return next(c for c in self.controls if c.name == name)
+        for c in self.controls:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name}: no control {name!r}; the controls are {[c.name for c in self.controls]}")
 
     @property
     def defaults(self) -> dict[str, Any]:
