@@ -88,7 +88,10 @@ def visits(browser, base_url, site) -> dict[str, Visit]:
         context, page = _open(browser, base_url, name, visit)
         try:
             if page.query_selector(FIGURE):
-                wait_for_figures(page)
+                try:
+                    wait_for_figures(page)
+                except Exception as error:  # a timeout: vega missing or the spec rejected
+                    visit.page_errors.append(f"an interactive figure was not drawn: {error}")
                 visit.figures = page.eval_on_selector_all(FIGURE, "els => els.map(e => e.id)")
                 visit.empty_figures = [f for f in visit.figures if not any(line_paths(page, f))]
             if page.query_selector(".math"):

@@ -190,6 +190,12 @@ _TEMPLATE = """\
 <script>
 (function () {{
   function draw() {{
+    if (typeof vegaEmbed === "undefined") {{
+      // A saved output opened outside the book (Colab, Jupyter): no vega here.
+      document.getElementById("{id}").textContent =
+        "Interactive figure: run this cell to get its controls.";
+      return;
+    }}
     var spec = JSON.parse(document.getElementById("{id}-spec").textContent);
     vegaEmbed("#{id}", spec, {{actions: false, renderer: "svg", mode: "vega-lite"}})
       .catch(function (error) {{ console.error("lossutils figure {name}:", error); }});
