@@ -1,6 +1,6 @@
 """Negative log-likelihood and cross-entropy, for class indices and class probabilities.
 
-Defined in :doc:`/chapters/03_cross_entropy` (the memory budget in :doc:`/chapters/07_llm_scale`).
+Defined in :doc:`/chapters/03_cross_entropy` (its memory budget: :doc:`/chapters/07_llm_scale`).
 
 Every input is looked at as a 3-d tensor ``(N, C, D)``: a 1-d input ``(C,)`` is
 ``(1, C, 1)``, ``(N, C)`` is ``(N, C, 1)`` and ``(N, C, d1, ..., dk)`` is
@@ -12,9 +12,9 @@ tensor of log-probabilities. Forward walks the logits in blocks of rows
 through one small scratch buffer and keeps two numbers per row, the maximum
 :math:`m` and :math:`\\log\\sum_c e^{x_c - m}` (together the log-sum-exp; kept
 apart because :math:`m + \\log\\sum` rounds away digits when :math:`m \\approx 10^4`
-in float32, see pytorch issue 11752). Backward writes
-:math:`e^{(x - m) - \\log\\sum}` straight into the gradient buffer and finishes
-the gradient there, in place.
+in float32, see pytorch issue 11752). Backward writes :math:`e^{x - m}` straight
+into a fresh buffer, the gradient's, and finishes the gradient there in place
+(class indices: whole-tensor passes; probabilities: block by block).
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from .. import _reduction
 
 __all__ = ["nll_loss", "cross_entropy"]
 
-# Elements per block of rows: small enough that a block's scratch stays in a
-# core's L2 cache, big enough that the per-op overhead is negligible.
-BLOCK_ELEMENTS = 1 << 16
+# Elements per block of rows in forward (16 MiB of float32 scratch): small next
+# to an N x C tensor at LLM sizes, big enough that the per-op overhead (and,
+# on a loaded machine, the hand-off between threads at every op) stays small.
+BLOCK_ELEMENTS = 1 << 22
 
 
 def _blocks(x3: Tensor):
@@ -42,7 +43,7 @@ def _blocks(x3: Tensor):
 
 
 def _as_ncd(x: Tensor) -> Tensor:
-    """``(C,)`` -> ``(1, C, 1)``, ``(N, C)`` -> ``(N, C, 1)``, ``(N, C, d...)`` -> ``(N, C, prod(d))``."""
+    """``(C,)`` -> ``(1, C, 1)``; ``(N, C)`` -> ``(N, C, 1)``; ``(N, C, d...)`` -> ``(N, C, D)``."""
     if x.dim() == 1:
         return x.reshape(1, x.shape[0], 1)
     return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
@@ -68,17 +69,18 @@ def _targets(input: Tensor, target: Tensor, weight: Tensor | None, ignore_index:
     return y, valid, torch.where(valid, w_y, 0).to(input.dtype)
 
 
-def _rows_grad(grad_output: Tensor, reduction: str, shape: tuple, count: Tensor | float) -> Tensor:
-    """The incoming gradient per position, ``(N, 1, D)`` or a scalar: ``mean`` divides by ``count``."""
+def _rows_grad(grad_output: Tensor, reduction: str, shape: tuple, count) -> Tensor:
+    """The incoming gradient per position, ``(N, 1, D)`` or a scalar (``mean``: over ``count``)."""
     if reduction == "none":
         return grad_output.reshape(shape[0], 1, shape[2])
     return grad_output / count if reduction == "mean" else grad_output
 
 
-def _class_index_reduce(nll: Tensor, smooth: Tensor | None, w_y: Tensor, reduction: str, eps: float,
-                        n_classes: int, row_shape: tuple) -> Tensor:
-    """Combine and reduce as ATen does: :math:`(1-\\varepsilon)\\,\\mathrm{nll} + \\frac{\\varepsilon}{C}\\,\\mathrm{smooth}`,
-    each term divided by :math:`\\sum_n w_{y_n}` (non-ignored) for ``mean``."""
+def _class_index_reduce(nll: Tensor, smooth: Tensor | None, w_y: Tensor, reduction: str,
+                        eps: float, n_classes: int, row_shape: tuple) -> Tensor:
+    """Combine and reduce as ATen does: :math:`(1-\\varepsilon)\\,\\mathrm{nll}
+    + \\frac{\\varepsilon}{C}\\,\\mathrm{smooth}`, each term divided by
+    :math:`\\sum_n w_{y_n}` (over the counted targets) for ``mean``."""
     if reduction == "none":
         out = nll if smooth is None else (1 - eps) * nll + smooth * (eps / n_classes)
         return out.reshape(row_shape)
@@ -94,8 +96,9 @@ class NLLLossFunction(Function):
     r"""Negative log-likelihood of class indices.
 
     .. math::
-        l_n = -w_{y_n} x_{n, y_n} \cdot \mathbb{1}[y_n \ne \text{ignore\_index}], \qquad
-        \frac{\partial l_n}{\partial x_{n,c}} = -w_{y_n} \mathbb{1}[c = y_n] \cdot \mathbb{1}[y_n \ne \text{ignore\_index}]
+        l_n = -w_{y_n} x_{n, y_n} \mathbb{1}_n, \qquad
+        \frac{\partial l_n}{\partial x_{n,c}} = -w_{y_n} \mathbb{1}[c = y_n] \mathbb{1}_n, \qquad
+        \mathbb{1}_n = \mathbb{1}[y_n \ne \text{ignore\_index}]
 
     ``mean`` divides by :math:`\sum_n w_{y_n}` over the non-ignored positions
     (nan when there are none, like torch). Only the targets are saved.
@@ -106,7 +109,7 @@ class NLLLossFunction(Function):
         y, valid, w_y = _targets(input, target, weight, ignore_index)
         picked = _as_ncd(input).gather(1, y)
         nll = torch.where(valid, -picked * w_y, 0)
-        return _class_index_reduce(nll, None, w_y, reduction, 0.0, picked.shape[1], _row_shape(input))
+        return _class_index_reduce(nll, None, w_y, reduction, 0.0, 0, _row_shape(input))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -174,7 +177,8 @@ class CrossEntropyFunction(Function):
         if dot is not None:
             total_w = c if weight is None else weight.sum()
             smooth = torch.where(valid, total_w * log_sum - dot, 0)
-        loss = _class_index_reduce(nll, smooth, w_y, reduction, label_smoothing, c, _row_shape(input))
+        loss = _class_index_reduce(nll, smooth, w_y, reduction, label_smoothing, c,
+                                   _row_shape(input))
         return loss, m, log_sum
 
     @staticmethod
@@ -192,30 +196,28 @@ class CrossEntropyFunction(Function):
         x = _as_ncd(input)
         n, c, d = x.shape
         y, valid, w_y = _targets(input, target, weight, ctx.ignore_index)
-        # where, not a product: an all-ignored 'mean' has grad_output / 0 = inf, and its gradient is 0
+        # where, not a product: an all-ignored 'mean' has grad_output / 0 = inf; its gradient is 0
         r = torch.where(valid, _rows_grad(grad_output, ctx.reduction, x.shape, w_y.sum()), 0)
         total_w = c if weight is None else weight.sum()
         scale = r * ((1 - eps) * w_y + (eps / c) * total_w)
-        hit = r * w_y * -(1 - eps)
-        smooth = r * (-eps / c) if eps else None
-        w = None if weight is None else _class_view(weight)
-        grad = torch.empty(x.shape, dtype=x.dtype)  # the one N x C buffer
-        for rows in _blocks(x):
-            gb = grad[rows]
-            torch.sub(x[rows], m[rows], out=gb).sub_(log_sum[rows]).exp_()  # p, in place
-            gb.mul_(scale[rows]).scatter_add_(1, y[rows], hit[rows])
-            if smooth is not None and w is None:
-                gb.add_(smooth[rows])
-            elif smooth is not None:
-                gb.addcmul_(smooth[rows], w)
+        # Whole-tensor ops, one pass each: on a shared machine many small multi-threaded
+        # ops cost more in thread hand-offs than the cache saves. p * scale is formed as
+        # e^{x - m} * (scale / sum e^{x - m}), one pass fewer than e^{(x - m) - log sum} * scale.
+        grad = torch.sub(x, m)  # the one N x C buffer
+        grad.exp_().mul_(scale * log_sum.neg().exp_())
+        grad.scatter_add_(1, y, r * w_y * -(1 - eps))
+        if eps and weight is None:
+            grad.sub_(r * (eps / c))
+        elif eps:
+            grad.addcmul_(r, _class_view(weight), value=-eps / c)
         return grad.reshape(input.shape), None, None, None, None, None
 
 
 class SoftCrossEntropyFunction(Function):
-    r"""Cross-entropy of logits and class probabilities :math:`t`, with label smoothing :math:`\varepsilon`.
+    r"""Cross-entropy of logits and class probabilities :math:`t`, smoothing :math:`\varepsilon`.
 
-    With :math:`t' = (1-\varepsilon) t + \varepsilon / C`, :math:`\log p = \operatorname{log\_softmax}(x_n)`
-    and class weights :math:`w` (ones by default):
+    With :math:`t' = (1-\varepsilon) t + \varepsilon / C`,
+    :math:`\log p = \operatorname{log\_softmax}(x_n)` and class weights :math:`w` (default ones):
 
     .. math::
         l_n = -\sum_c w_c t'_{n,c} \log p_{n,c}, \qquad
@@ -242,7 +244,8 @@ class SoftCrossEntropyFunction(Function):
         for rows in _blocks(x):
             log_p = _block_log_p(x[rows], m[rows], log_sum[rows], fill_stats=True)
             terms = log_p * _smoothed(t[rows], label_smoothing, c, None)  # ATen: (log p * t') * w
-            torch.sum(terms if w is None else terms * w, 1, keepdim=True, out=rows_loss[rows]).neg_()
+            terms = terms if w is None else terms * w
+            torch.sum(terms, 1, keepdim=True, out=rows_loss[rows]).neg_()
         if reduction == "none":
             loss = rows_loss.reshape(_row_shape(input))
         elif reduction == "sum":
@@ -290,7 +293,9 @@ class SoftCrossEntropyFunction(Function):
 
 
 def _block_log_p(xb: Tensor, m: Tensor, log_sum: Tensor, fill_stats: bool = False) -> Tensor:
-    """:math:`\\log p = (x - m) - \\log\\sum e^{x - m}` for one block; ``fill_stats`` first computes ``m``, ``log_sum`` in place."""
+    """:math:`\\log p = (x - m) - \\log\\sum e^{x - m}` for one block.
+
+    ``fill_stats``: first compute ``m`` and ``log_sum`` (written in place)."""
     if fill_stats:
         torch.amax(xb, 1, keepdim=True, out=m)
         shifted = xb - m
@@ -300,7 +305,7 @@ def _block_log_p(xb: Tensor, m: Tensor, log_sum: Tensor, fill_stats: bool = Fals
 
 
 def _smoothed(t: Tensor, eps: float, n_classes: int, w: Tensor | None) -> Tensor:
-    """:math:`w_c t'_c` with :math:`t' = (1-\\varepsilon)t + \\varepsilon/C` (ATen's order of operations)."""
+    """:math:`w_c t'_c` with :math:`t' = (1-\\varepsilon)t + \\varepsilon/C` (in ATen's order)."""
     if eps:
         t = t * (1 - eps) + eps / n_classes
     return t if w is None else t * w
@@ -313,50 +318,79 @@ def _not_floating(op: str, input: Tensor) -> None:
     if not input.is_floating_point():
         raise NotImplementedError(
             f'"{op}" not implemented for {str(input.dtype).removeprefix("torch.")!r}: '
-            f"input must be a floating-point tensor, got dtype {input.dtype}"
-        )
+            f"input must be a floating-point tensor, got dtype {input.dtype}")
 
 
-def _check_class_target(op: str, input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int) -> None:
-    """ATen's ``nll_loss_nd`` checks, in its order, with types torch raises."""
+def _weight_error(op: str, c: int, weight: Tensor, shapes: str) -> RuntimeError:
+    return RuntimeError(f"{op}: weight tensor should be defined either for all {c} classes or no "
+                        f"classes but got weight of shape {tuple(weight.shape)} for {shapes}")
+
+
+def _check_class_target(op: str, input: Tensor, target: Tensor, weight: Tensor | None,
+                        ignore_index: int) -> None:
+    """ATen's ``nll_loss_nd`` checks, in its order, raising the types torch raises."""
     shapes = f"input of shape {tuple(input.shape)}, target of shape {tuple(target.shape)}"
     if input.dim() < 1:
         raise ValueError(f"{op}: input must have 1 or more dimensions (got 0): {shapes}")
     if input.dim() != 1 and input.shape[0] != (target.shape[0] if target.dim() else 0):
-        raise ValueError(f"{op}: expected input batch_size ({input.shape[0]}) to match target batch_size "
-                         f"({target.shape[0] if target.dim() else 'none, target is 0-d'}): {shapes}")
+        batch = target.shape[0] if target.dim() else "none, target is 0-d"
+        raise ValueError(f"{op}: expected input batch_size ({input.shape[0]}) to match target "
+                         f"batch_size ({batch}): {shapes}")
     c = input.shape[1] if input.dim() > 1 else input.shape[0]
     if input.dim() <= 2:
         if target.dim() > 1:
-            raise RuntimeError(f"{op}: 0D or 1D target tensor expected, multi-target not supported: {shapes}")
+            raise RuntimeError(f"{op}: 0D or 1D target tensor expected, multi-target not "
+                               f"supported: {shapes}")
         if input.dim() == 1 and target.dim() == 1 and target.shape[0] != 1:
             raise ValueError(f"{op}: for 1D input, 1D target must have size 1, but got {shapes}")
         if weight is not None and (weight.dim() != 1 or weight.numel() != c):
-            raise RuntimeError(f"{op}: weight tensor should be defined either for all {c} classes or no classes "
-                               f"but got weight of shape {tuple(weight.shape)} for {shapes}")
+            raise _weight_error(op, c, weight, shapes)
         allowed = (torch.int64, torch.uint8)
     else:
         expected = (input.shape[0], *input.shape[2:])
         if input.dim() == 4 and target.dim() != 3:
-            raise RuntimeError(f"{op}: only batches of spatial targets supported (3D tensors) but got targets "
-                               f"of dimension {target.dim()}: {shapes}")
+            raise RuntimeError(f"{op}: only batches of spatial targets supported (3D tensors) but "
+                               f"got targets of dimension {target.dim()}: {shapes}")
         if tuple(target.shape) != expected:
-            raise RuntimeError(f"{op}: expected target size {list(expected)}, got {list(target.shape)}: {shapes}")
-        if weight is not None and weight.numel() != c:
-            raise RuntimeError(f"{op}: weight tensor should be defined either for all {c} classes or no classes "
-                               f"but got weight of shape {tuple(weight.shape)} for {shapes}")
+            raise RuntimeError(f"{op}: expected target size {list(expected)}, got "
+                               f"{list(target.shape)}: {shapes}")
+        if weight is not None and weight.numel() != c:  # ATen's 2d kernel counts elements only
+            raise _weight_error(op, c, weight, shapes)
         allowed = (torch.int64,)  # ATen's nll_loss2d takes no uint8 targets
     if target.dtype not in allowed:
-        names = " or ".join(str(a) for a in allowed)
-        raise RuntimeError(f"{op}: expected target dtype to be {names} (class indices), but got target of "
-                           f"dtype {target.dtype} ({shapes})")
+        raise RuntimeError(f"{op}: expected target dtype to be {' or '.join(map(str, allowed))} "
+                           f"(class indices), but got target of dtype {target.dtype} ({shapes})")
     if weight is not None and weight.dtype != input.dtype:
-        raise RuntimeError(f"{op}: expected weight of dtype {input.dtype} (the input's), but got {weight.dtype}")
+        raise RuntimeError(f"{op}: expected weight of dtype {input.dtype} (the input's), "
+                           f"but got {weight.dtype}")
     counted = target.long()[target.long() != ignore_index]
     bad = counted[(counted < 0) | (counted >= c)]
     if bad.numel():
-        raise IndexError(f"{op}: Target {int(bad[0])} is out of bounds: class indices must lie in [0, {c - 1}] "
-                         f"or equal ignore_index={ignore_index} ({shapes})")
+        raise IndexError(f"{op}: Target {int(bad[0])} is out of bounds: class indices must lie in "
+                         f"[0, {c - 1}] or equal ignore_index={ignore_index} ({shapes})")
+
+
+def _check_probability_target(input: Tensor, target: Tensor, weight: Tensor | None,
+                              ignore_index: int, shapes: str) -> None:
+    """ATen's checks for a target of the input's shape (class probabilities)."""
+    if not target.is_floating_point():
+        raise RuntimeError(f"cross_entropy: expected a floating-point target for class "
+                           f"probabilities (target has the input's shape), got dtype "
+                           f"{target.dtype} ({shapes})")
+    if ignore_index >= 0:
+        raise RuntimeError(f"cross_entropy: ignore_index={ignore_index} is not supported for "
+                           f"floating-point (probability) targets ({shapes})")
+    c = input.shape[0] if input.dim() == 1 else (input.shape[1] if input.dim() else 1)
+    if weight is not None and (weight.dim() != 1 or weight.numel() != c):
+        raise _weight_error("cross_entropy", c, weight, shapes)
+
+
+def _check_class_dim(input: Tensor, shapes: str) -> None:
+    """The log-softmax over the class dimension (0 for a 1-d input, else 1) needs it to exist."""
+    if input.dim() == 0:
+        raise IndexError(f"cross_entropy: input has no class dimension (0-d input; expected (C), "
+                         f"(N, C) or (N, C, d1, ...)): {shapes}")
+    _not_floating("cross_entropy", input)
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
@@ -421,7 +455,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
             (probability targets only accept a negative value).
         size_average, reduce: deprecated, see ``reduction``.
         reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
-        label_smoothing: :math:`\varepsilon \le 1`; like torch, values :math:`\le 0` mean no smoothing.
+        label_smoothing: :math:`\varepsilon \le 1`; like torch, values :math:`\le 0` mean none.
 
     Shape:
         target :math:`()`, :math:`(N)`, :math:`(N, d_1, \dots, d_k)` (indices) or the
@@ -436,34 +470,17 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     """
     reduction = _reduction.resolve(size_average, reduce, reduction)
     shapes = f"input of shape {tuple(input.shape)}, target of shape {tuple(target.shape)}"
-    eps = float(label_smoothing) if label_smoothing > 0.0 else 0.0  # torch ignores eps <= 0 (and nan)
+    eps = float(label_smoothing) if label_smoothing > 0.0 else 0.0  # torch: eps <= 0, nan: none
     if eps > 1.0:
-        raise RuntimeError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
+        raise RuntimeError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, "
+                           f"got {label_smoothing}")
     if input.shape == target.shape:  # same shape: class probabilities
-        if not target.is_floating_point():
-            raise RuntimeError(f"cross_entropy: expected a floating-point target for class probabilities "
-                               f"(target has the input's shape), got dtype {target.dtype} ({shapes})")
-        if ignore_index >= 0:
-            raise RuntimeError(f"cross_entropy: ignore_index={ignore_index} is not supported for "
-                               f"floating-point (probability) targets ({shapes})")
-        c = input.shape[0] if input.dim() == 1 else (input.shape[1] if input.dim() else 1)
-        if weight is not None and (weight.dim() != 1 or weight.numel() != c):
-            raise RuntimeError(f"cross_entropy: weight tensor should be defined either for all {c} classes or "
-                               f"no classes but got weight of shape {tuple(weight.shape)} for {shapes}")
+        _check_probability_target(input, target, weight, ignore_index, shapes)
         _check_class_dim(input, shapes)
         return SoftCrossEntropyFunction.apply(input, target, weight, reduction, eps)[0]
     _check_class_dim(input, shapes)
     _check_class_target("cross_entropy", input, target, weight, ignore_index)
     if eps and weight is not None and weight.dim() != 1:
-        raise RuntimeError(f"cross_entropy: label_smoothing needs a 1-d weight of shape ({input.shape[1]},), "
-                           f"got weight of shape {tuple(weight.shape)}")
+        raise RuntimeError(f"cross_entropy: label_smoothing needs a 1-d weight of shape "
+                           f"({input.shape[1]},), got weight of shape {tuple(weight.shape)}")
     return CrossEntropyFunction.apply(input, target, weight, reduction, ignore_index, eps)[0]
-
-
-def _check_class_dim(input: Tensor, shapes: str) -> None:
-    """The log-softmax over the class dimension (0 for a 1-d input, else 1) needs it to exist."""
-    if input.dim() == 0:
-        raise IndexError(f"cross_entropy: input has no class dimension (0-d input; expected (C), (N, C) "
-                         f"or (N, C, d1, ...)): {shapes}")
-    _not_floating("cross_entropy", input)
-

@@ -18,7 +18,8 @@ class NLLLoss(_WeightedLoss):
 
     .. math::
         \ell(x, y) = L = \{l_1, \dots, l_N\}^\top, \qquad
-        l_n = -w_{y_n} x_{n, y_n}, \qquad w_c = \text{weight}[c] \cdot \mathbb{1}[c \ne \text{ignore\_index}]
+        l_n = -w_{y_n} x_{n, y_n}, \qquad
+        w_c = \text{weight}[c] \cdot \mathbb{1}[c \ne \text{ignore\_index}]
 
     and, with ``reduction``: ``'none'`` returns :math:`L`, ``'mean'`` returns
     :math:`\sum_n l_n / \sum_n w_{y_n}` (nan when every target is ignored),
@@ -63,7 +64,8 @@ class CrossEntropyLoss(_WeightedLoss):
         l_n = -w_{y_n} \log \frac{\exp(x_{n,y_n})}{\sum_c \exp(x_{n,c})}
         \cdot \mathbb{1}[y_n \ne \text{ignore\_index}]
 
-    and for class probabilities :math:`l_n = -\sum_c w_c y_{n,c} \log \frac{\exp(x_{n,c})}{\sum_k \exp(x_{n,k})}`.
+    and for class probabilities
+    :math:`l_n = -\sum_c w_c y_{n,c} \log \frac{\exp(x_{n,c})}{\sum_k \exp(x_{n,k})}`.
     ``label_smoothing`` :math:`\varepsilon` mixes the target with the uniform
     distribution over the :math:`C` classes. With ``reduction``: ``'none'``
     returns every :math:`l_n`; ``'mean'`` divides the sum by :math:`\sum_n w_{y_n}`

@@ -61,7 +61,7 @@ def _classes_last(input):
 
 
 def _class_targets(target, weight, n_classes: int, ignore_index: int):
-    """Classes (0 where ignored), the mask of counted targets, the class weights and :math:`w_{y_n}`."""
+    """Classes (0 where ignored), the mask of counted targets, the weights, :math:`w_{y_n}`."""
     target = np.asarray(target).astype(np.int64)
     valid = target != ignore_index
     y = np.where(valid, target, 0)
@@ -85,15 +85,18 @@ def _rows_grad(grad_output, shape, total, reduction: str):
 
 
 def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
-    r""":math:`l_n = -w_{y_n} x_{n,y_n}` (0 where :math:`y_n` is ``ignore_index``); ``mean`` divides by :math:`\sum w_{y_n}`."""
+    r""":math:`l_n = -w_{y_n} x_{n,y_n}` (0 where :math:`y_n` is ``ignore_index``).
+
+    ``mean`` divides by :math:`\sum w_{y_n}` over the counted targets."""
     x, _ = _classes_last(input)
     y, valid, w, w_y = _class_targets(target, weight, x.shape[-1], ignore_index)
     picked = np.take_along_axis(x, y[..., None], axis=-1)[..., 0]
     return _reduce(np.where(valid, -picked * w_y, 0.0), w_y.sum(), reduction)
 
 
-def nll_loss_backward(grad_output, input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
-    r""":math:`\partial L/\partial x_{n,c} = -g_n w_{y_n} \mathbb{1}[c = y_n]` for counted targets."""
+def nll_loss_backward(grad_output, input, target, weight=None, ignore_index: int = -100,
+                      reduction: str = "mean"):
+    r""":math:`\partial L/\partial x_{n,c} = -g_n w_{y_n} \mathbb{1}[c = y_n]` (counted targets)."""
     x, axis = _classes_last(input)
     y, valid, w, w_y = _class_targets(target, weight, x.shape[-1], ignore_index)
     r = np.where(valid, _rows_grad(grad_output, y.shape, w_y.sum(), reduction), 0.0)
@@ -109,14 +112,16 @@ def _smoothing(label_smoothing) -> float:
 
 def cross_entropy(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0):
-    r"""Class indices: :math:`l_n = (1-\varepsilon) w_{y_n}(-\log p_{y_n}) + \frac{\varepsilon}{C}\sum_c w_c(-\log p_c)`
-    for counted targets, ``mean`` over :math:`\sum w_{y_n}`. Probabilities :math:`t`:
-    :math:`l_n = -\sum_c w_c t'_c \log p_c` with :math:`t' = (1-\varepsilon)t + \varepsilon/C`, ``mean`` over positions."""
+    r"""Class indices: :math:`l_n = (1-\varepsilon) w_{y_n}(-\log p_{y_n})
+    + \frac{\varepsilon}{C}\sum_c w_c(-\log p_c)` for counted targets, ``mean`` over
+    :math:`\sum w_{y_n}`. Probabilities :math:`t`: :math:`l_n = -\sum_c w_c t'_c \log p_c` with
+    :math:`t' = (1-\varepsilon)t + \varepsilon/C`, ``mean`` over positions."""
     x, _ = _classes_last(input)
     log_p = log_softmax(x, -1)
     c, eps = x.shape[-1], _smoothing(label_smoothing)
     if np.shape(target) == np.shape(input):
-        t = np.moveaxis(np.asarray(target, dtype=np.float64), 0 if x.ndim == 1 else 1, -1) * (1 - eps) + eps / c
+        t = np.moveaxis(np.asarray(target, dtype=np.float64), 0 if x.ndim == 1 else 1, -1)
+        t = t * (1 - eps) + eps / c
         w = np.ones(c) if weight is None else np.asarray(weight, dtype=np.float64)
         rows = -(log_p * t * w).sum(axis=-1)
         return _reduce(rows, rows.size if rows.size else np.nan, reduction)
@@ -137,7 +142,7 @@ def cross_entropy_backward(grad_output, input, target, weight=None, ignore_index
     if np.shape(target) == np.shape(input):
         wt = np.moveaxis(np.asarray(target, dtype=np.float64), axis, -1) * (1 - eps) + eps / c
         wt = wt * (1.0 if weight is None else np.asarray(weight, dtype=np.float64))
-        r = _rows_grad(grad_output, x.shape[:-1], max(p.size // max(c, 1), 1) if p.size else np.nan, reduction)
+        r = _rows_grad(grad_output, x.shape[:-1], p.size // c if p.size else np.nan, reduction)
         grad = r[..., None] * (p * wt.sum(axis=-1, keepdims=True) - wt)
         return np.moveaxis(grad, -1, axis)
     y, valid, w, w_y = _class_targets(target, weight, c, ignore_index)
@@ -145,5 +150,6 @@ def cross_entropy_backward(grad_output, input, target, weight=None, ignore_index
     one_hot = np.zeros_like(x)
     np.put_along_axis(one_hot, y[..., None], 1.0, axis=-1)
     scale = (1 - eps) * w_y + (eps / c) * w.sum()
-    grad = r[..., None] * (scale[..., None] * p - (1 - eps) * w_y[..., None] * one_hot - (eps / c) * w)
+    hit = (1 - eps) * w_y[..., None] * one_hot
+    grad = r[..., None] * (scale[..., None] * p - hit - (eps / c) * w)
     return np.moveaxis(grad, -1, axis)
