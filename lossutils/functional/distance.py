@@ -23,8 +23,8 @@ import math
 import torch
 from torch import Tensor
 from torch.autograd import Function
-from torch.autograd.function import once_differentiable
 
+from .._autograd import once_differentiable
 from .._reduction import sum_to_shape
 
 __all__ = ["pairwise_distance", "cosine_similarity"]

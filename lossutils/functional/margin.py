@@ -21,9 +21,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torch.autograd import Function
-from torch.autograd.function import once_differentiable
 
 from .. import _reduction
+from .._autograd import once_differentiable
 from .._checks import require_floating
 from .._reduction import REDUCTIONS, reduce, reduce_backward, sum_to_shape
 from .distance import cosine_similarity, pairwise_distance
