@@ -9,12 +9,13 @@ the class dimension is always 1.
 
 The cross-entropy Functions are memory-lean: they never hold an ``N x C``
 tensor of log-probabilities. Forward walks the logits in blocks of rows
-through one small scratch buffer and keeps two numbers per row, the maximum
+through one scratch buffer (at most 64 MiB) and keeps two numbers per row, the maximum
 :math:`m` and :math:`\\log\\sum_c e^{x_c - m}` (together the log-sum-exp; kept
 apart because :math:`m + \\log\\sum` rounds away digits when :math:`m \\approx 10^4`
-in float32, see pytorch issue 11752). Backward writes :math:`e^{x - m}` straight
-into a fresh buffer, the gradient's, and finishes the gradient there in place
-(class indices: whole-tensor passes; probabilities: block by block).
+in float32, see pytorch issue 11752). Backward writes
+:math:`p = e^{(x - m) - \\log\\sum}` straight into one fresh buffer, the gradient's,
+and finishes the gradient there in place (class indices: whole-tensor passes;
+probabilities: block by block).
 """
 
 from __future__ import annotations
@@ -30,15 +31,20 @@ from .. import _reduction
 
 __all__ = ["nll_loss", "cross_entropy"]
 
-# Elements per block of rows in forward (16 MiB of float32 scratch): small next
-# to an N x C tensor at LLM sizes, big enough that the per-op overhead (and,
-# on a loaded machine, the hand-off between threads at every op) stays small.
-BLOCK_ELEMENTS = 1 << 22
+# Elements per block of rows that forward pushes through its scratch buffer.
+# With one thread, blocks that fit a core's L2 cache make each pass after the
+# first nearly free. With several threads every op is a fork and a join, and
+# on a busy machine a join waits for a descheduled thread: there, few big
+# blocks win (measured with benchmarks/cross_entropy_memory.py). 64 MiB of
+# float32 at most, small next to an N x C tensor at LLM sizes.
+BLOCK_ELEMENTS_ONE_THREAD = 1 << 18
+BLOCK_ELEMENTS = 1 << 24
 
 
 def _blocks(x3: Tensor):
-    """Slices of whole rows (dim 0) of ``x3`` holding about :data:`BLOCK_ELEMENTS` elements each."""
-    step = max(1, BLOCK_ELEMENTS // max(x3.shape[1] * x3.shape[2], 1))
+    """Slices of whole rows (dim 0) of ``x3``, each about one block of elements."""
+    size = BLOCK_ELEMENTS_ONE_THREAD if torch.get_num_threads() == 1 else BLOCK_ELEMENTS
+    step = max(1, size // max(x3.shape[1] * x3.shape[2], 1))
     return [slice(i, i + step) for i in range(0, x3.shape[0], step)]
 
 
@@ -200,11 +206,11 @@ class CrossEntropyFunction(Function):
         r = torch.where(valid, _rows_grad(grad_output, ctx.reduction, x.shape, w_y.sum()), 0)
         total_w = c if weight is None else weight.sum()
         scale = r * ((1 - eps) * w_y + (eps / c) * total_w)
-        # Whole-tensor ops, one pass each: on a shared machine many small multi-threaded
-        # ops cost more in thread hand-offs than the cache saves. p * scale is formed as
-        # e^{x - m} * (scale / sum e^{x - m}), one pass fewer than e^{(x - m) - log sum} * scale.
+        # Whole-tensor passes: on a shared machine many small multi-threaded ops cost more
+        # in thread hand-offs than the cache saves. p = e^{(x - m) - log sum}, rounded as
+        # ATen rounds e^{log_softmax}: e^{x - m} / sum is a pass shorter but not torch's digits.
         grad = torch.sub(x, m)  # the one N x C buffer
-        grad.exp_().mul_(scale * log_sum.neg().exp_())
+        grad.sub_(log_sum).exp_().mul_(scale)
         grad.scatter_add_(1, y, r * w_y * -(1 - eps))
         if eps and weight is None:
             grad.sub_(r * (eps / c))
