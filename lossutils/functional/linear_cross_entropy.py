@@ -261,14 +261,14 @@ class LinearCrossEntropyFunction(Function):
 
     @staticmethod
     def forward(input, linear_weight, linear_bias, target, weight, reduction, ignore_index, label_smoothing,
-                chunk_size, vocab_chunk_size, precompute):
+                chunk_size, vocab_chunk_size, precompute, shape):
         loss, lse, grads = _forward(input, linear_weight, linear_bias, target, weight, reduction, ignore_index,
                                     label_smoothing, chunk_size, vocab_chunk_size, precompute)
-        return loss, lse, *grads
+        return (loss.reshape(shape) if reduction == "none" else loss), lse, *grads
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        input, linear_weight, linear_bias, target, weight, reduction, ignore_index, eps, chunk, vchunk, _ = inputs
+        input, linear_weight, linear_bias, target, weight, reduction, ignore_index, eps, chunk, vchunk, _, _ = inputs
         _, lse, gx, gW, gb = output
         ctx.mark_non_differentiable(*output[1:])
         # no zero-filled "gradients" for those outputs in backward: 80 MiB at 8192 x 512, V = 32768
@@ -276,23 +276,30 @@ class LinearCrossEntropyFunction(Function):
         ctx.save_for_backward(input, linear_weight, linear_bias, target, weight, lse)
         ctx.args = (reduction, ignore_index, eps, chunk, vchunk)
         # detached: they are outputs of this node and would otherwise keep it alive
-        ctx.precomputed = [g.detach() if done else None for g, done in zip((gx, gW, gb), inputs[-1])]
+        ctx.precomputed = [g.detach() if done else None for g, done in zip((gx, gW, gb), inputs[-2])]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output, *_):
+        nothing = (None,) * 12
+        if grad_output is None:  # the loss itself was not used
+            return nothing
         input, W, b, target, weight, lse = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        want = [needs[0], needs[1], b is not None and needs[2]]
-        if any(want) and not needs[3] and all(g is not None for g, w in zip(ctx.precomputed, want) if w):
-            # Consumed once and scaled in place, with no reference left behind: autograd can
-            # then move them into .grad instead of copying (80 MiB at 8192 x 512, V = 32768).
-            pre, ctx.precomputed = ctx.precomputed, [None, None, None]
-            grads = [pre[i].mul_(grad_output) if want[i] else None for i in range(3)]
-            del pre
-            return (*grads, None, None, None, None, None, None, None, None)
-        gx, gW, gb, gt, gw = _recompute(input, W, b, target, weight, lse, grad_output, needs, *ctx.args)
-        return gx, gW, gb, gt, gw, None, None, None, None, None, None
+        reduction = ctx.args[0]
+        if reduction == "none" or needs[3] or needs[4]:
+            # per-row grad_output (or gradients the forward did not accumulate): one recomputing pass
+            grads = _recompute(input, W, b, target, weight, lse, grad_output, needs, *ctx.args)
+            return (*grads, *nothing[5:])
+        want = (needs[0], needs[1], b is not None and needs[2])
+        pre, ctx.precomputed = ctx.precomputed, [None, None, None]
+        if not all(g is not None for g, w in zip(pre, want) if w):
+            # a second backward (retain_graph): the same loop as forward's, so the same bits
+            pre = _forward(input, W, b, target, weight, *ctx.args, want)[2]
+        # scaled in place with no reference left behind: autograd moves them into .grad, no copy
+        grads = [pre[i].mul_(grad_output) if want[i] else None for i in range(3)]
+        del pre
+        return (*grads, *nothing[3:])
 
 
 def _at(t: Tensor | None, j: int, positioned: bool, dim: int = 1) -> Tensor | None:
@@ -543,5 +550,5 @@ def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, *
     chunk = chunk_size if chunk_size is not None else _auto_chunk_size(N, F, C)
     vchunk = vocab_chunk_size if vocab_chunk_size is not None else max(C, 1)
     loss = LinearCrossEntropyFunction.apply(x, W, b, t, weight, reduction, ignore_index, eps, chunk, vchunk,
-                                            precompute)[0]
-    return loss.reshape((*num_batches, *out_features)) if reduction == "none" else loss
+                                            precompute, (*num_batches, *out_features))[0]
+    return loss
