@@ -486,6 +486,10 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         return SoftCrossEntropyFunction.apply(input, target, weight, reduction, eps)[0]
     _check_class_dim(input, shapes)
     _check_class_target("cross_entropy", input, target, weight, ignore_index)
+    if eps and reduction == "none" and input.dim() == 1 and target.dim() == 1:
+        # torch 2.13 cannot add its () smoothing term into the (1,)-shaped nll here
+        raise RuntimeError(f"cross_entropy: label_smoothing with reduction='none' needs a 0-d target "
+                           f"for a 1-d input (torch cannot broadcast the loss), got {shapes}")
     if eps and weight is not None and weight.dim() != 1:
         raise RuntimeError(f"cross_entropy: label_smoothing needs a 1-d weight of shape "
                            f"({input.shape[1]},), got weight of shape {tuple(weight.shape)}")

@@ -157,6 +157,9 @@ REJECTIONS = [
       r"0D or 1D target tensor expected.*target of shape \(3, 2\)", "2d-target"),
     R("cross_entropy", _ce(torch.randn(5), torch.tensor([1, 2])),
       r"1D target must have size 1.*target of shape \(2,\)", "1d-input-long-target"),
+    # torch's forward accepts a (1,) target for a (C,) input, but not with smoothing and 'none'
+    R("cross_entropy", _ce(torch.randn(5), torch.tensor([2]), label_smoothing=0.1, reduction="none"),
+      r"needs a 0-d target for a 1-d input .*target of shape \(1,\)", "1d-input-1-element-target-smoothing"),
     R("cross_entropy", _ce(torch.randn(2, 3, 4), torch.zeros(2, 5, dtype=torch.long)),
       r"expected target size \[2, 4\], got \[2, 5\]", "kdim-target-shape"),
     R("cross_entropy", _ce(torch.randn(2, 3, 4, 4), torch.zeros(2, 4, dtype=torch.long)),
