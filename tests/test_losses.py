@@ -241,3 +241,36 @@ def test_extreme_inputs_match_torch(extreme):
     for a, b in zip([ours[0], *ours[1]], [theirs[0], *theirs[1]]):
         assert torch.equal(torch.isfinite(a), torch.isfinite(b)), (a, b)
     assert_same(ours, theirs, rtol=extreme.rtol, atol=extreme.atol)
+
+
+@pytest.mark.parametrize("case, options", PARAMS)
+def test_second_derivatives_are_refused_never_wrong(case: Case, options):
+    """lossutils' backward passes are first-order: a second derivative must raise,
+    not come out silently wrong (torch's once_differentiable lets the common
+    create_graph=True route through). First derivatives under create_graph are
+    the ordinary ones."""
+
+    def grads(args, kwargs, create_graph):
+        args, kwargs, wrt = _copy(args, kwargs, case.grad)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = getattr(LF, case.name)(*args, **kwargs, **options)
+        if not wrt or not out.requires_grad:
+            return wrt, []
+        return wrt, torch.autograd.grad(out.sum(), wrt, create_graph=create_graph, allow_unused=True)
+
+    @settings(max_examples=1)
+    @given(data=st.data())
+    def check(data):
+        args, kwargs = case.sample(Draw(data, torch.float64), options)
+        wrt, first = grads(args, kwargs, create_graph=True)
+        _, plain = grads(args, kwargs, create_graph=False)
+        for g, p in zip(first, plain):
+            if g is not None:
+                torch.testing.assert_close(g.detach(), p, equal_nan=True)
+        used = [g for g in first if g is not None and g.requires_grad]
+        if used:
+            with pytest.raises(RuntimeError, match="first-order only"):
+                torch.autograd.grad(sum(g.sum() for g in used), wrt, allow_unused=True)
+
+    check()

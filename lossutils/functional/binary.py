@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torch.autograd import Function
-from torch.autograd.function import once_differentiable
 
 from .. import _reduction
+from .._autograd import once_differentiable
 from .._reduction import reduce
 from .regression import _TORCH_DTYPE_NAMES
 

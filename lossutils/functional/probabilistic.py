@@ -17,9 +17,9 @@ import warnings
 import torch
 from torch import Tensor
 from torch.autograd import Function
-from torch.autograd.function import once_differentiable
 
 from .. import _reduction
+from .._autograd import once_differentiable
 from .._reduction import reduce, sum_to_shape
 
 __all__ = ["kl_div", "poisson_nll_loss", "gaussian_nll_loss"]

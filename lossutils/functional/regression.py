@@ -15,9 +15,9 @@ import numbers
 import torch
 from torch import Tensor
 from torch.autograd import Function
-from torch.autograd.function import once_differentiable
 
 from .. import _reduction
+from .._autograd import once_differentiable
 from .._checks import broadcast_pair, warn_size_mismatch
 from .._reduction import reduce, reduce_backward, sum_to_shape
 
