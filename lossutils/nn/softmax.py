@@ -46,8 +46,9 @@ class Softmax(_DimModule):
 
     Examples:
         >>> m = Softmax(dim=1)
-        >>> m(torch.randn(2, 3)).sum(1)
-        tensor([1.0000, 1.0000])
+        >>> m(torch.tensor([[0.0, 0.0], [0.0, math.log(3.0)]]))
+        tensor([[0.5000, 0.5000],
+                [0.2500, 0.7500]])
     """
 
     def forward(self, input: Tensor) -> Tensor:
@@ -68,8 +69,8 @@ class LogSoftmax(_DimModule):
 
     Examples:
         >>> m = LogSoftmax(dim=1)
-        >>> m(torch.randn(2, 3)).exp().sum(1)
-        tensor([1.0000, 1.0000])
+        >>> m(torch.tensor([[0.0, 0.0]]))
+        tensor([[-0.6931, -0.6931]])
     """
 
     def forward(self, input: Tensor) -> Tensor:
