@@ -4,6 +4,8 @@ Mirrors ATen's ``_softmax`` / ``_log_softmax`` / ``nll_loss`` / ``cross_entropy_
 and their backwards. The class axis is moved last (``(..., C)``), so every
 formula below reads along ``axis=-1``; ``*_backward`` returns the gradient
 with respect to ``input`` in the input's layout.
+
+Defined in :doc:`/chapters/03_cross_entropy`.
 """
 
 from __future__ import annotations
