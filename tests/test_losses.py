@@ -247,32 +247,48 @@ def test_extreme_inputs_match_torch(extreme):
 
 @pytest.mark.parametrize("case, options", PARAMS)
 def test_second_derivatives_are_refused_never_wrong(case: Case, options):
-    """lossutils' backward passes are first-order: a second derivative must raise,
-    not come out silently wrong (torch's once_differentiable lets the common
-    create_graph=True route through). First derivatives under create_graph are
-    the ordinary ones."""
+    """lossutils' backward passes are first-order: a second derivative either
+    raises, or -- where the backward does not depend on an input at all, so the
+    answer is an exact zero -- equals torch's. Never a silently wrong number
+    (torch's once_differentiable lets the common create_graph=True route
+    through). First derivatives under create_graph are the ordinary ones."""
 
-    def grads(args, kwargs, create_graph):
+    def first(lib, args, kwargs, create_graph=True):
         args, kwargs, wrt = _copy(args, kwargs, case.grad)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = getattr(LF, case.name)(*args, **kwargs, **options)
+            out = getattr(lib, case.name)(*args, **kwargs, **options)
         if not wrt or not out.requires_grad:
             return wrt, []
         return wrt, torch.autograd.grad(out.sum(), wrt, create_graph=create_graph, allow_unused=True)
+
+    def second(wrt, grads):
+        used = [g for g in grads if g is not None and g.requires_grad]
+        if not used:
+            return [None] * len(wrt)
+        return torch.autograd.grad(sum(g.sum() for g in used), wrt, allow_unused=True)
 
     @settings(max_examples=1)
     @given(data=st.data())
     def check(data):
         args, kwargs = case.sample(Draw(data, torch.float64), options)
-        wrt, first = grads(args, kwargs, create_graph=True)
-        _, plain = grads(args, kwargs, create_graph=False)
-        for g, p in zip(first, plain):
+        wrt, grads = first(LF, args, kwargs)
+        _, plain = first(LF, args, kwargs, create_graph=False)
+        for g, p in zip(grads, plain):
             if g is not None:
                 torch.testing.assert_close(g.detach(), p, equal_nan=True)
-        used = [g for g in first if g is not None and g.requires_grad]
-        if used:
-            with pytest.raises(RuntimeError, match="first-order only"):
-                torch.autograd.grad(sum(g.sum() for g in used), wrt, allow_unused=True)
+        try:
+            ours = second(wrt, grads)
+        except RuntimeError as err:
+            assert "first-order only" in str(err)
+            return
+        wrt_t, grads_t = first(F, args, kwargs)
+        try:
+            theirs = second(wrt_t, grads_t)
+        except RuntimeError:
+            pytest.skip(f"torch has no second derivative of {case.name} to compare with")
+        for a, b, t in zip(ours, theirs, wrt):
+            torch.testing.assert_close(torch.zeros_like(t) if a is None else a,
+                                       torch.zeros_like(t) if b is None else b, equal_nan=True)
 
     check()

@@ -25,9 +25,9 @@ import math
 import torch
 from torch import Tensor
 from torch.autograd import Function
-from torch.autograd.function import once_differentiable
 
 from .. import _reduction
+from .._autograd import once_differentiable
 
 __all__ = ["nll_loss", "cross_entropy"]
 

@@ -17,7 +17,8 @@ import warnings
 import torch
 from torch import Tensor
 from torch.autograd import Function
-from torch.autograd.function import once_differentiable
+
+from .._autograd import once_differentiable
 
 __all__ = ["softmax", "log_softmax"]
 
