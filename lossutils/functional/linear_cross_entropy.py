@@ -20,9 +20,9 @@ import warnings
 import torch
 from torch import Tensor
 from torch.autograd import Function
-from torch.autograd.function import once_differentiable
 
 from .. import _reduction
+from .._autograd import once_differentiable
 
 __all__ = ["linear_cross_entropy"]
 
