@@ -196,7 +196,9 @@ def _chunked(x, W, b, tq: _Targets, chunk_size, vocab_chunk_size, scale=None, gr
     """
     N, C = x.shape[0], W.shape[0]
     blocks = _blocks(C, vocab_chunk_size)
-    losses, lses = x.new_empty(N), x.new_empty(N)
+    # probabilities of a wider dtype than the logits widen the loss, as in torch
+    losses = x.new_empty(N, dtype=torch.promote_types(x.dtype, tq.target.dtype) if tq.probs else x.dtype)
+    lses = x.new_empty(N)
     buf = x.new_empty(min(chunk_size, N) * min(vocab_chunk_size, C))
     for a in range(0, N, chunk_size):
         rows = slice(a, min(a + chunk_size, N))
@@ -315,7 +317,7 @@ def _setup(input, W, target, weight, ignore_index, eps):
     per_position = [_Targets(_at(target, j, kdim, 2 if probs else 1), weight, ignore_index, eps, C, input.dtype)
                     for j in range(D)]
     if probs:  # torch's mean over probabilities divides by the number of rows, weights or not
-        denom = torch.tensor(float(target.shape[0] * D), dtype=input.dtype)
+        denom = torch.tensor(float(target.shape[0] * D), dtype=torch.promote_types(input.dtype, target.dtype))
     elif weight is not None:  # ... and over class indices by the total weight of the kept rows
         denom = sum(torch.where(t.valid, weight[t.index], 0).sum() for t in per_position)
     else:
@@ -336,7 +338,8 @@ def _forward(input, W, b, target, weight, reduction, ignore_index, eps, chunk, v
     # the gradients the caller will want, accumulated while the logits pass by (mean/sum only)
     grads = [torch.zeros_like(t) if t is not None and want else None for t, want in zip((input, W, b), precompute)]
     scale = _scale(reduction, denom, N, input.dtype)
-    losses, lses = input.new_empty(N, len(per_position)), input.new_empty(N, len(per_position))
+    dtype = torch.promote_types(input.dtype, target.dtype) if target.is_floating_point() else input.dtype
+    losses, lses = input.new_empty(N, len(per_position), dtype=dtype), input.new_empty(N, len(per_position))
     for j, tq in enumerate(per_position):
         g = (grads[0], _at(grads[1], j, kdim), _at(grads[2], j, kdim)) if any(precompute) else None
         losses[:, j], lses[:, j] = _chunked(input, _at(W, j, kdim), _at(b, j, kdim), tq, chunk, vchunk, scale, g)

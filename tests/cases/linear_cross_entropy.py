@@ -66,6 +66,13 @@ def _sample(probabilities: bool, bias: bool, kdim: bool = False, weighted=None):
     return sample
 
 
+def _wide_probabilities(draw, options):
+    """float32 hidden states, float64 probabilities: torch widens the loss to float64."""
+    (x, W, _), kwargs = _sample(True, bias=True, weighted=False)(draw, options)
+    t = draw.rand(*x.shape[:-1], W.shape[0], low=0.05, dtype=torch.float64)
+    return (x, W, t / t.sum(-1, keepdim=True)), kwargs
+
+
 SMOOTHED = grid(reduction=REDUCTIONS, label_smoothing=(0.0, 0.25))
 CLASS_OPTIONS = SMOOTHED + [dict(ignore_index=2), dict(ignore_index=-1, reduction="none"),
                             dict(reduction="elementwise_mean")]
@@ -85,6 +92,8 @@ CASES = [
          grad=(0, 1, 2, "linear_bias", "weight"), id_options=_label),
     Case("linear_cross_entropy", _sample(True, bias=False, weighted=False), SMOOTHED[:3], grad=(0, 1, 2),
          id_options=_label),
+    Case("linear_cross_entropy", _wide_probabilities, SMOOTHED[:3], grad=(0, 1, 2, "linear_bias"),
+         id_options=lambda o: "float64-target," + _label(o), dtypes=(torch.float32,)),
     Case("linear_cross_entropy", _sample(False, bias=True, kdim=True), SMOOTHED, grad=(0, 1, "linear_bias"),
          id_options=_label, examples=4),
     Case("linear_cross_entropy", _sample(True, bias=True, kdim=True), grid(reduction=REDUCTIONS),
