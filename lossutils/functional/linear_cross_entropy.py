@@ -237,8 +237,9 @@ class LinearCrossEntropyFunction(Function):
     r"""Cross-entropy of the logits :math:`z = x W^\top + b`, computed chunk by chunk.
 
     With :math:`q_n` the target row (see :class:`_Targets`), :math:`Q_n = \sum_c q_{nc}`,
-    :math:`p_n = \mathrm{softmax}(z_n)` and :math:`r_n` the reduction's weight
-    (:math:`1/\sum_n Q'_n` for ``mean``, 1 for ``sum``, ``grad_output[n]`` for ``none``):
+    :math:`p_n = \mathrm{softmax}(z_n)` and :math:`r_n` the reduction's weight (for
+    ``mean`` one over :math:`\sum_n w_{y_n}` on the kept rows, or over the number of
+    rows for probabilities; 1 for ``sum``; ``grad_output[n]`` for ``none``):
 
     .. math::
         l_n = \sum_c q_{nc} (\mathrm{lse}(z_n) - z_{nc}), \qquad
@@ -256,9 +257,10 @@ class LinearCrossEntropyFunction(Function):
     ``grad_output``; for ``none`` (and a repeated backward) backward recomputes
     the logits from the saved inputs and the saved :math:`\mathrm{lse}`.
 
-    ``linear_weight`` has shape ``(C, D, F)`` and ``target`` ``(N, D)`` (class
-    indices) or ``(N, C, D)`` (probabilities): ``D`` output positions, each its
-    own softmax over ``C`` classes (``D = 1`` for the usual case).
+    ``input`` is ``(N, F)``; ``linear_weight`` ``(C, F)`` with ``target`` ``(N,)``
+    (class indices) or ``(N, C)`` (probabilities), or, for a K-dimensional loss,
+    ``(C, D, F)`` with ``target`` ``(N, D)`` or ``(N, C, D)``: ``D`` output
+    positions, each its own softmax over the ``C`` classes.
     """
 
     @staticmethod
