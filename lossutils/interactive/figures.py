@@ -12,7 +12,15 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-import lossutils.functional as LF
+from lossutils.functional import (
+    cross_entropy,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    mse_loss,
+    smooth_l1_loss,
+    softmax,
+)
 
 from .core import Choice, Curve, InteractiveFigure, Marker, Panel, Slider
 
@@ -40,11 +48,11 @@ def _scaled_logits(x, T) -> torch.Tensor:
 
 
 def _ce(x, T=1.0):
-    return LF.cross_entropy(_scaled_logits(x, T), torch.zeros(len(x), dtype=torch.long), reduction="none")
+    return cross_entropy(_scaled_logits(x, T), torch.zeros(len(x), dtype=torch.long), reduction="none")
 
 
 def _q_true(x, T=1.0):
-    return LF.softmax(_scaled_logits(x, T), dim=1)[:, 0]
+    return softmax(_scaled_logits(x, T), dim=1)[:, 0]
 
 
 def _ce_grad(x, T=1.0):
@@ -52,7 +60,7 @@ def _ce_grad(x, T=1.0):
     raw = torch.zeros(len(x), 3, dtype=_F64)
     raw[:, 0] = _t(x)
     raw.requires_grad_()
-    loss = LF.cross_entropy(raw / T, torch.zeros(len(x), dtype=torch.long), reduction="sum")
+    loss = cross_entropy(raw / T, torch.zeros(len(x), dtype=torch.long), reduction="sum")
     (g,) = torch.autograd.grad(loss, raw)
     return g[:, 0]
 
@@ -89,7 +97,7 @@ def _zeros_like(r):
 
 def _regression(name):
     """(loss, gradient) functions of the residual for one lossutils regression loss."""
-    f = {"L1": LF.l1_loss, "MSE": LF.mse_loss, "Huber": LF.huber_loss, "SmoothL1": LF.smooth_l1_loss}[name]
+    f = {"L1": l1_loss, "MSE": mse_loss, "Huber": huber_loss, "SmoothL1": smooth_l1_loss}[name]
     extra = {"Huber": "delta", "SmoothL1": "beta"}.get(name)
     if extra is None:
         def loss(x):
@@ -149,7 +157,7 @@ def _mixture(x):
 
 def _kl_rows(a, b):
     """KL(a || b) per row for densities on the grid: sum a log(a/b) dx, via kl_div(log b, a)."""
-    return LF.kl_div((b * _DX).clamp_min(1e-300).log(), a * _DX, reduction="none").sum(dim=-1)
+    return kl_div((b * _DX).clamp_min(1e-300).log(), a * _DX, reduction="none").sum(dim=-1)
 
 
 def _fits(mu, sigma):
@@ -221,7 +229,7 @@ def _run(log_lr: float, reduction: str) -> tuple[float, ...]:
     opt = torch.optim.SGD(model.parameters(), lr=10.0 ** log_lr)
     curve = []
     for step in range(STEPS + 1):
-        loss = LF.cross_entropy(model(X), y, reduction=reduction)
+        loss = cross_entropy(model(X), y, reduction=reduction)
         per_example = loss.item() / (N_TRAIN if reduction == "sum" else 1)
         if not math.isfinite(per_example):
             break

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .. import functional as LF
+from ..functional import binary_cross_entropy, binary_cross_entropy_with_logits
 from .base import _Loss, _WeightedLoss
 
 __all__ = ["BCELoss", "BCEWithLogitsLoss"]
@@ -41,7 +41,7 @@ class BCELoss(_WeightedLoss):
     """
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return LF.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
+        return binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
 
 
 class BCEWithLogitsLoss(_Loss):
@@ -81,5 +81,5 @@ class BCEWithLogitsLoss(_Loss):
         self.register_buffer("pos_weight", pos_weight)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return LF.binary_cross_entropy_with_logits(input, target, self.weight, pos_weight=self.pos_weight,
+        return binary_cross_entropy_with_logits(input, target, self.weight, pos_weight=self.pos_weight,
                                                    reduction=self.reduction)

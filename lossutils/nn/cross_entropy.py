@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .. import functional as LF
+from ..functional import cross_entropy, log_softmax, nll_loss
 from .base import _WeightedLoss
 
 __all__ = ["NLLLoss", "CrossEntropyLoss"]
@@ -39,7 +39,7 @@ class NLLLoss(_WeightedLoss):
     Examples:
         >>> loss = NLLLoss()
         >>> x = torch.randn(3, 5, requires_grad=True)
-        >>> loss(LF.log_softmax(x, dim=1), torch.tensor([1, 0, 4])).backward()
+        >>> loss(log_softmax(x, dim=1), torch.tensor([1, 0, 4])).backward()
     """
 
     __constants__ = ["ignore_index", "reduction"]
@@ -51,7 +51,7 @@ class NLLLoss(_WeightedLoss):
         self.ignore_index = ignore_index
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return LF.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
+        return nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
                            reduction=self.reduction)
 
 
@@ -101,5 +101,5 @@ class CrossEntropyLoss(_WeightedLoss):
         self.label_smoothing = label_smoothing
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return LF.cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
+        return cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
                                 reduction=self.reduction, label_smoothing=self.label_smoothing)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .. import functional as LF
+from ..functional import ctc_loss
 from .base import _Loss
 
 __all__ = ["CTCLoss"]
@@ -51,5 +51,5 @@ class CTCLoss(_Loss):
         self.zero_infinity = zero_infinity
 
     def forward(self, log_probs: Tensor, targets: Tensor, input_lengths, target_lengths) -> Tensor:
-        return LF.ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
+        return ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
                            self.zero_infinity)

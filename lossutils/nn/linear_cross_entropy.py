@@ -9,7 +9,7 @@ import math
 
 from torch import Tensor, nn
 
-from .. import functional as LF
+from ..functional import linear_cross_entropy
 from .base import _WeightedLoss
 
 __all__ = ["LinearCrossEntropyLoss"]
@@ -87,7 +87,7 @@ class LinearCrossEntropyLoss(_WeightedLoss):
         if self.out_features:
             weight = weight.reshape((self.num_classes, *self.out_features, self.linear.in_features))
             bias = bias.reshape((self.num_classes, *self.out_features)) if bias is not None else None
-        return LF.linear_cross_entropy(input, weight, target, linear_bias=bias, weight=self.weight,
+        return linear_cross_entropy(input, weight, target, linear_bias=bias, weight=self.weight,
                                        reduction=self.reduction, ignore_index=self.ignore_index,
                                        label_smoothing=self.label_smoothing, options=self.options,
                                        chunk_size=self.chunk_size, vocab_chunk_size=self.vocab_chunk_size)

@@ -12,7 +12,19 @@ from typing import Callable
 
 from torch import Tensor, nn
 
-from .. import functional as LF
+from ..functional import (
+    cosine_embedding_loss,
+    cosine_similarity,
+    hinge_embedding_loss,
+    margin_ranking_loss,
+    multi_margin_loss,
+    multilabel_margin_loss,
+    multilabel_soft_margin_loss,
+    pairwise_distance,
+    soft_margin_loss,
+    triplet_margin_loss,
+    triplet_margin_with_distance_loss,
+)
 from .base import _Loss, _WeightedLoss
 
 __all__ = [
@@ -48,7 +60,7 @@ class SoftMarginLoss(_Loss):
     """
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return LF.soft_margin_loss(input, target, reduction=self.reduction)
+        return soft_margin_loss(input, target, reduction=self.reduction)
 
 
 class MultiLabelSoftMarginLoss(_WeightedLoss):
@@ -74,7 +86,7 @@ class MultiLabelSoftMarginLoss(_WeightedLoss):
     """
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return LF.multilabel_soft_margin_loss(input, target, weight=self.weight, reduction=self.reduction)
+        return multilabel_soft_margin_loss(input, target, weight=self.weight, reduction=self.reduction)
 
 
 class MarginRankingLoss(_Loss):
@@ -106,7 +118,7 @@ class MarginRankingLoss(_Loss):
         self.margin = margin
 
     def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
-        return LF.margin_ranking_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
+        return margin_ranking_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
 
 
 class HingeEmbeddingLoss(_Loss):
@@ -138,7 +150,7 @@ class HingeEmbeddingLoss(_Loss):
         self.margin = margin
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return LF.hinge_embedding_loss(input, target, margin=self.margin, reduction=self.reduction)
+        return hinge_embedding_loss(input, target, margin=self.margin, reduction=self.reduction)
 
 
 class CosineEmbeddingLoss(_Loss):
@@ -172,7 +184,7 @@ class CosineEmbeddingLoss(_Loss):
         self.margin = margin
 
     def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
-        return LF.cosine_embedding_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
+        return cosine_embedding_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
 
 
 class MultiMarginLoss(_WeightedLoss):
@@ -215,7 +227,7 @@ class MultiMarginLoss(_WeightedLoss):
         self.margin = margin
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return LF.multi_margin_loss(input, target, p=self.p, margin=self.margin, weight=self.weight,
+        return multi_margin_loss(input, target, p=self.p, margin=self.margin, weight=self.weight,
                                     reduction=self.reduction)
 
 
@@ -244,7 +256,7 @@ class MultiLabelMarginLoss(_Loss):
     """
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return LF.multilabel_margin_loss(input, target, reduction=self.reduction)
+        return multilabel_margin_loss(input, target, reduction=self.reduction)
 
 
 class TripletMarginLoss(_Loss):
@@ -289,7 +301,7 @@ class TripletMarginLoss(_Loss):
         self.swap = swap
 
     def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
-        return LF.triplet_margin_loss(anchor, positive, negative, margin=self.margin, p=self.p, eps=self.eps,
+        return triplet_margin_loss(anchor, positive, negative, margin=self.margin, p=self.p, eps=self.eps,
                                       swap=self.swap, reduction=self.reduction)
 
 
@@ -320,7 +332,7 @@ class PairwiseDistance(nn.Module):
         self.keepdim = keepdim
 
     def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
-        return LF.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
+        return pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
 
 
 class CosineSimilarity(nn.Module):
@@ -347,7 +359,7 @@ class CosineSimilarity(nn.Module):
         self.eps = eps
 
     def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
-        return LF.cosine_similarity(x1, x2, self.dim, self.eps)
+        return cosine_similarity(x1, x2, self.dim, self.eps)
 
 
 class TripletMarginWithDistanceLoss(_Loss):
@@ -371,7 +383,7 @@ class TripletMarginWithDistanceLoss(_Loss):
         output scalar or :math:`(N)` for ``'none'``.
 
     Examples:
-        >>> cosine = lambda x, y: 1.0 - LF.cosine_similarity(x, y)
+        >>> cosine = lambda x, y: 1.0 - cosine_similarity(x, y)
         >>> loss = TripletMarginWithDistanceLoss(distance_function=cosine, margin=0.5)
         >>> a, p, n = (torch.randn(4, 8, requires_grad=True) for _ in range(3))
         >>> loss(a, p, n).backward()
@@ -390,6 +402,6 @@ class TripletMarginWithDistanceLoss(_Loss):
         self.swap = swap
 
     def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
-        return LF.triplet_margin_with_distance_loss(anchor, positive, negative,
+        return triplet_margin_with_distance_loss(anchor, positive, negative,
                                                     distance_function=self.distance_function,
                                                     margin=self.margin, swap=self.swap, reduction=self.reduction)

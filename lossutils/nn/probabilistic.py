@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .. import functional as LF
+from ..functional import gaussian_nll_loss, kl_div, poisson_nll_loss
 from .base import _Loss
 
 __all__ = ["KLDivLoss", "PoissonNLLLoss", "GaussianNLLLoss"]
@@ -48,7 +48,7 @@ class KLDivLoss(_Loss):
         self.log_target = log_target
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return LF.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+        return kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
 
 
 class PoissonNLLLoss(_Loss):
@@ -87,7 +87,7 @@ class PoissonNLLLoss(_Loss):
         self.eps = eps
 
     def forward(self, log_input: Tensor, target: Tensor) -> Tensor:
-        return LF.poisson_nll_loss(log_input, target, log_input=self.log_input, full=self.full, eps=self.eps,
+        return poisson_nll_loss(log_input, target, log_input=self.log_input, full=self.full, eps=self.eps,
                                    reduction=self.reduction)
 
 
@@ -125,4 +125,4 @@ class GaussianNLLLoss(_Loss):
         self.eps = eps
 
     def forward(self, input: Tensor, target: Tensor, var: Tensor | float) -> Tensor:
-        return LF.gaussian_nll_loss(input, target, var, full=self.full, eps=self.eps, reduction=self.reduction)
+        return gaussian_nll_loss(input, target, var, full=self.full, eps=self.eps, reduction=self.reduction)

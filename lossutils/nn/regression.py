@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .. import functional as LF
+from ..functional import huber_loss, l1_loss, mse_loss, smooth_l1_loss
 from .base import _Loss
 
 __all__ = ["L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss"]
@@ -40,7 +40,7 @@ class L1Loss(_Loss):
     """
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return LF.l1_loss(input, target, reduction=self.reduction)
+        return l1_loss(input, target, reduction=self.reduction)
 
 
 class MSELoss(_Loss):
@@ -66,7 +66,7 @@ class MSELoss(_Loss):
     """
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return LF.mse_loss(input, target, reduction=self.reduction)
+        return mse_loss(input, target, reduction=self.reduction)
 
 
 class SmoothL1Loss(_Loss):
@@ -102,7 +102,7 @@ class SmoothL1Loss(_Loss):
         self.beta = beta
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return LF.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+        return smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
 
 
 class HuberLoss(_Loss):
@@ -140,4 +140,4 @@ class HuberLoss(_Loss):
         self.delta = delta
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return LF.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+        return huber_loss(input, target, reduction=self.reduction, delta=self.delta)

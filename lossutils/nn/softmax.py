@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .. import functional as LF
+from ..functional import log_softmax, softmax
 
 __all__ = ["Softmax", "LogSoftmax"]
 
@@ -53,7 +53,7 @@ class Softmax(_DimModule):
 
     def forward(self, input: Tensor) -> Tensor:
         # _stacklevel=5: the implicit-dim warning points where torch's module points
-        return LF.softmax(input, self.dim, _stacklevel=5)
+        return softmax(input, self.dim, _stacklevel=5)
 
 
 class LogSoftmax(_DimModule):
@@ -74,4 +74,4 @@ class LogSoftmax(_DimModule):
     """
 
     def forward(self, input: Tensor) -> Tensor:
-        return LF.log_softmax(input, self.dim, _stacklevel=5)
+        return log_softmax(input, self.dim, _stacklevel=5)
