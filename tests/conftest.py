@@ -7,6 +7,16 @@ from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+# Kernels started by this test process (the book build's and the chapters')
+# get an IPython directory of their own: kernels of the two xdist workers
+# sharing ~/.ipython's history database can lock it ("database is locked"
+# tracebacks in the build log).
+if "IPYTHONDIR" not in os.environ or os.environ.get("LOSSUTILS_TEST_IPYTHONDIR"):
+    import tempfile
+
+    os.environ["IPYTHONDIR"] = tempfile.mkdtemp(prefix="lossutils-ipython-")
+    os.environ["LOSSUTILS_TEST_IPYTHONDIR"] = "1"
+
 # CI and `make test` are deterministic (derandomize: the same examples every
 # run, so a red CI is reproducible); HYPOTHESIS_PROFILE=explore searches anew.
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

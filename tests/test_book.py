@@ -34,10 +34,19 @@ CHAPTERS = [f for f in toc_files() if f.startswith("chapters/")]
 def test_book_builds_without_warnings_or_cell_errors(built_book):
     if not built_book.log:
         pytest.skip("BOOK_HTML given: reusing a build, its log is not available")
+    artifacts = ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "book-build.log").write_text(built_book.log)
     # Sphinx's own warnings and errors ("path:line: WARNING: ..."), and any
-    # traceback; not the kernels' "[IPKernelApp] WARNING | ..." start-up notes.
-    problems = [line for line in built_book.log.splitlines()
-                if re.search(r"(^|: |\x1b\[\d+m)(WARNING|ERROR|CRITICAL):|Traceback", line)]
+    # traceback (with what follows it); not the kernels' "[IPKernelApp]
+    # WARNING | ..." start-up notes.
+    lines = built_book.log.splitlines()
+    problems = []
+    for i, line in enumerate(lines):
+        if re.search(r"(^|: |\x1b\[\d+m)(WARNING|ERROR|CRITICAL):", line):
+            problems.append(line)
+        elif "Traceback" in line:
+            problems.append("\n".join(lines[max(i - 3, 0):i + 20]))
     assert built_book.returncode == 0 and not problems, "\n".join(problems[:40]) or built_book.log[-3000:]
 
 
