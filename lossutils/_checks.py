@@ -28,14 +28,20 @@ def require_floating(name: str, op: str, tensor: Tensor) -> None:
         )
 
 
+def broadcast_shape(op: str | None, **tensors: Tensor | torch.Size) -> torch.Size:
+    """The common shape of the tensors (or shapes), or torch's ``RuntimeError``
+    naming each argument's shape (prefixed with ``op`` when given)."""
+    shapes = {name: torch.Size(getattr(t, "shape", t)) for name, t in tensors.items()}
+    try:
+        return torch.broadcast_shapes(*shapes.values())
+    except RuntimeError as err:
+        given = ", ".join(f"{name} of shape {tuple(shape)}" for name, shape in shapes.items())
+        prefix = f"{op}: " if op else ""
+        raise RuntimeError(f"{prefix}{given} cannot be broadcast together: {err}") from None
+
+
 def broadcast_pair(input: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     """Broadcast and promote like torch's elementwise losses, naming the arguments on failure."""
-    try:
-        input, target = torch.broadcast_tensors(input, target)
-    except RuntimeError as err:
-        raise RuntimeError(
-            f"input of shape {tuple(input.shape)} and target of shape {tuple(target.shape)} "
-            f"cannot be broadcast together: {err}"
-        ) from None
+    shape = broadcast_shape(None, input=input, target=target)
     dtype = torch.promote_types(input.dtype, target.dtype)
-    return input.to(dtype), target.to(dtype)
+    return input.expand(shape).to(dtype), target.expand(shape).to(dtype)

@@ -25,6 +25,7 @@ from torch import Tensor
 from torch.autograd import Function
 
 from .._autograd import once_differentiable
+from .._checks import broadcast_shape
 from .._reduction import sum_to_shape
 
 __all__ = ["pairwise_distance", "cosine_similarity"]
@@ -138,11 +139,7 @@ def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
         >>> pairwise_distance(torch.zeros(2, 3), torch.ones(2, 3), eps=0)
         tensor([1.7321, 1.7321])
     """
-    try:
-        torch.broadcast_shapes(x1.shape, x2.shape)
-    except RuntimeError as err:
-        raise RuntimeError(f"pairwise_distance: x1 of shape {tuple(x1.shape)} and x2 of shape "
-                           f"{tuple(x2.shape)} cannot be broadcast together: {err}") from None
+    broadcast_shape("pairwise_distance", x1=x1, x2=x2)
     return PairwiseDistanceFunction.apply(x1, x2, p, eps, keepdim)
 
 
@@ -221,9 +218,5 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     # torch casts integer (and bool) inputs to the common dtype before the norms.
     x1 = x1 if x1.is_floating_point() else x1.to(dtype)
     x2 = x2 if x2.is_floating_point() else x2.to(dtype)
-    try:
-        torch.broadcast_shapes(x1.shape, x2.shape)
-    except RuntimeError as err:
-        raise RuntimeError(f"cosine_similarity: x1 of shape {tuple(x1.shape)} and x2 of shape "
-                           f"{tuple(x2.shape)} cannot be broadcast together: {err}") from None
+    broadcast_shape("cosine_similarity", x1=x1, x2=x2)
     return CosineSimilarityFunction.apply(x1, x2, dim, eps)

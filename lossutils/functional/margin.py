@@ -24,7 +24,7 @@ from torch.autograd import Function
 
 from .. import _reduction
 from .._autograd import once_differentiable
-from .._checks import require_floating
+from .._checks import broadcast_shape, require_floating
 from .._reduction import REDUCTIONS, reduce, reduce_backward, sum_to_shape
 from .distance import cosine_similarity, pairwise_distance
 
@@ -42,16 +42,6 @@ def _dtype(t: Tensor) -> str:
 
 def _shapes(**tensors: Tensor) -> str:
     return ", ".join(f"{name} of shape {tuple(t.shape)}" for name, t in tensors.items())
-
-
-def _broadcast_shape(op: str, **tensors: Tensor | torch.Size) -> torch.Size:
-    """The common shape of tensors (or shapes), or torch's ``RuntimeError`` naming each shape."""
-    shapes = {name: torch.Size(getattr(t, "shape", t)) for name, t in tensors.items()}
-    try:
-        return torch.broadcast_shapes(*shapes.values())
-    except RuntimeError as err:
-        given = ", ".join(f"{name} of shape {tuple(s)}" for name, s in shapes.items())
-        raise RuntimeError(f"{op}: {given} cannot be broadcast together: {err}") from None
 
 
 def _not_differentiable(op: str, name: str, tensor: Tensor | None) -> None:
@@ -130,7 +120,7 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     reduction = _reduction.resolve(size_average, reduce, reduction)
     # torch writes the loss into a tensor shaped and typed like input: target
     # may broadcast *to* input, never widen it.
-    if _broadcast_shape("soft_margin_loss", input=input, target=target) != input.shape:
+    if broadcast_shape("soft_margin_loss", input=input, target=target) != input.shape:
         raise RuntimeError(f"soft_margin_loss: target of shape {tuple(target.shape)} must "
                            f"broadcast to input's shape {tuple(input.shape)}")
     if not input.is_floating_point():
@@ -198,7 +188,7 @@ class MultiLabelSoftMarginLossFunction(Function):
     def backward(ctx, grad_output):
         input, target, weight = ctx.saved_tensors
         class_dim, n_classes = input.dim() - 1, input.size(-1)
-        shape = _broadcast_shape("multilabel_soft_margin_loss", input=input, target=target,
+        shape = broadcast_shape("multilabel_soft_margin_loss", input=input, target=target,
                                  **({} if weight is None else {"weight": weight}))
         per_sample = shape[:class_dim] + shape[class_dim + 1:]
         ones = torch.ones(per_sample, dtype=grad_output.dtype, device=grad_output.device)
@@ -231,7 +221,7 @@ def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Tensor | 
         raise IndexError("Dimension specified as -1 but tensor has no dimensions: "
                          "multilabel_soft_margin_loss needs input of shape (C) or (N, C), "
                          "got a 0-d tensor")
-    _broadcast_shape("multilabel_soft_margin_loss", input=input, target=target,
+    broadcast_shape("multilabel_soft_margin_loss", input=input, target=target,
                      **({} if weight is None else {"weight": weight}))
     require_floating("input", "log_sigmoid_cpu", input)
     # torch checks the name only after computing: 'elementwise_mean' is no alias here.
@@ -293,7 +283,7 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: 
         raise RuntimeError(f"margin_ranking_loss: input1, input2 and target must have the same "
                            f"number of dimensions, got "
                            f"{_shapes(input1=input1, input2=input2, target=target)}")
-    _broadcast_shape("margin_ranking_loss", input1=input1, input2=input2, target=target)
+    broadcast_shape("margin_ranking_loss", input1=input1, input2=input2, target=target)
     return MarginRankingLossFunction.apply(input1, input2, target, margin, reduction)
 
 
@@ -344,7 +334,7 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, siz
     See :class:`HingeEmbeddingLossFunction`.
     """
     reduction = _reduction.resolve(size_average, reduce, reduction)
-    _broadcast_shape("hinge_embedding_loss", input=input, target=target)
+    broadcast_shape("hinge_embedding_loss", input=input, target=target)
     # target only selects a branch: keep it out of the graph, as torch does.
     return HingeEmbeddingLossFunction.apply(input, target.detach(), margin, reduction)
 
@@ -441,9 +431,9 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin
                            f"inputs with sizes {list(input1.shape)} and {list(input2.shape)} "
                            f"(cosine_embedding_loss: "
                            f"{_shapes(input1=input1, input2=input2, target=target)})")
-    pair = _broadcast_shape("cosine_embedding_loss", input1=input1, input2=input2)
+    pair = broadcast_shape("cosine_embedding_loss", input1=input1, input2=input2)
     # one cosine per row: the row shape must then broadcast with target's
-    _broadcast_shape("cosine_embedding_loss", cosines=pair[:-1], target=target)
+    broadcast_shape("cosine_embedding_loss", cosines=pair[:-1], target=target)
     return CosineEmbeddingLossFunction.apply(input1, input2, target.detach(), margin, reduction)
 
 
@@ -703,7 +693,7 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
     if margin <= 0:
         raise ValueError(f"margin must be greater than 0, got {margin} (triplet_margin_loss)")
     _same_dims(anchor, positive, negative)
-    _broadcast_shape("triplet_margin_loss", anchor=anchor, positive=positive, negative=negative)
+    broadcast_shape("triplet_margin_loss", anchor=anchor, positive=positive, negative=negative)
     dist_pos = pairwise_distance(anchor, positive, p, eps)
     dist_neg = pairwise_distance(anchor, negative, p, eps)
     dist_swap = pairwise_distance(positive, negative, p, eps) if swap else None

@@ -20,6 +20,7 @@ from torch.autograd import Function
 
 from .. import _reduction
 from .._autograd import once_differentiable
+from .._checks import broadcast_shape
 from .._reduction import reduce, sum_to_shape
 
 __all__ = ["kl_div", "poisson_nll_loss", "gaussian_nll_loss"]
@@ -146,13 +147,7 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
             "kl_div: Integral inputs not supported: input and target must be floating-point tensors, "
             f"got input dtype {input.dtype} and target dtype {target.dtype}"
         )
-    try:
-        torch.broadcast_shapes(input.shape, target.shape)
-    except RuntimeError as err:
-        raise RuntimeError(
-            f"kl_div: input of shape {tuple(input.shape)} and target of shape {tuple(target.shape)} "
-            f"cannot be broadcast together: {err}"
-        ) from None
+    broadcast_shape("kl_div", input=input, target=target)
     divisor = input.size(0) if reduction == "batchmean" and input.dim() != 0 else 1
     return KLDivFunction.apply(input, target, resolved, log_target, divisor)
 
@@ -231,13 +226,7 @@ def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full
     # torch checks this one itself, before get_enum: 'elementwise_mean' is rejected here.
     if reduction not in _reduction.REDUCTIONS:
         raise ValueError(f"{reduction} is not a valid value for reduction (expected one of 'none', 'mean', 'sum')")
-    try:
-        torch.broadcast_shapes(input.shape, target.shape)
-    except RuntimeError as err:
-        raise RuntimeError(
-            f"poisson_nll_loss: input of shape {tuple(input.shape)} and target of shape "
-            f"{tuple(target.shape)} cannot be broadcast together: {err}"
-        ) from None
+    broadcast_shape("poisson_nll_loss", input=input, target=target)
     return PoissonNLLLossFunction.apply(input, target, log_input, full, eps, reduction)
 
 

@@ -303,9 +303,9 @@ REJECTIONS = [
        "anchor 2D, positive 1D, and negative 2D inputs", "dims"),
     # the distances
     _r("pairwise_distance", lambda: ((_x34(), torch.randn(3, 5)), {}),
-       r"x1 of shape \(3, 4\) and x2 of shape \(3, 5\) cannot be broadcast", "shapes"),
+       r"x1 of shape \(3, 4\), x2 of shape \(3, 5\) cannot be broadcast", "shapes"),
     _r("cosine_similarity", lambda: ((_x34(), torch.randn(3, 5)), {}),
-       r"x1 of shape \(3, 4\) and x2 of shape \(3, 5\) cannot be broadcast", "shapes"),
+       r"x1 of shape \(3, 4\), x2 of shape \(3, 5\) cannot be broadcast", "shapes"),
     _r("cosine_similarity", lambda: ((torch.ones(3, 4, dtype=torch.long), torch.ones(3, 4, dtype=torch.long)), {}),
        "must have a floating-point common dtype, got torch.int64", "integer-inputs"),
     _r("cosine_similarity", lambda: ((torch.randn(4), torch.randn(4)), {}), "Dimension out of range", "dim-range"),
