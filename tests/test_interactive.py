@@ -160,7 +160,9 @@ def test_html_embeds_the_spec_safely():
     assert embedded == json.loads(json.dumps(fig.vegalite()))
 
 
-def test_live_widget_recomputes_on_every_move(monkeypatch):
+@pytest.fixture
+def draws(monkeypatch):
+    """Every redraw of a live figure, as the control values it was drawn with."""
     pytest.importorskip("ipywidgets")
     import matplotlib
 
@@ -171,6 +173,11 @@ def test_live_widget_recomputes_on_every_move(monkeypatch):
     real_draw = live.draw
     monkeypatch.setattr(live, "draw", lambda fig, values, mpl=None: calls.append(dict(values))
                         or real_draw(fig, values, mpl))
+    return calls, real_draw
+
+
+def test_live_widget_recomputes_on_every_move(draws):
+    calls, real_draw = draws
     box = LI.ce_temperature().widget()
     temperature, logit = box.children[0], box.children[1]
     assert calls[-1] == {"T": 1.0, "z": 2.0}
@@ -184,17 +191,8 @@ def test_live_widget_recomputes_on_every_move(monkeypatch):
     assert marker.get_xdata()[0] == -3.0 and math.isclose(marker.get_ydata()[0], ce, rel_tol=1e-6)
 
 
-def test_live_choice_redraws(specs, monkeypatch):
-    pytest.importorskip("ipywidgets")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from lossutils.interactive import live
-
-    calls = []
-    real_draw = live.draw
-    monkeypatch.setattr(live, "draw", lambda fig, values, mpl=None: calls.append(dict(values))
-                        or real_draw(fig, values, mpl))
+def test_live_choice_redraws(specs, draws):
+    calls, _ = draws
     box = specs["training-lr"][0].widget()  # its runs are cached by the static spec above
     box.children[1].value = "sum"
     assert calls[-1] == {"log_lr": 0.0, "reduction": "sum"}
