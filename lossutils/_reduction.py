@@ -16,13 +16,14 @@ from torch import Tensor
 REDUCTIONS = ("none", "mean", "sum")
 
 
-def check_reduction(reduction: str) -> str:
+def check_reduction(reduction: str, accept_deprecated: bool = True) -> str:
     """Return ``reduction`` if torch accepts it, else raise torch's ``ValueError``.
 
     ``'elementwise_mean'`` is torch's deprecated spelling of ``'mean'``: accepted
-    with its warning, like ``torch.nn._reduction.get_enum``.
+    with its warning, like ``torch.nn._reduction.get_enum`` -- except by the
+    losses that check ``reduction`` themselves (``accept_deprecated=False``).
     """
-    if reduction == "elementwise_mean":
+    if reduction == "elementwise_mean" and accept_deprecated:
         warnings.warn(
             "reduction='elementwise_mean' is deprecated. Please use reduction='mean' instead.",
             stacklevel=3,

@@ -712,9 +712,7 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
     No legacy flags, and unlike the other losses ``'elementwise_mean'`` is
     rejected, as in torch.
     """
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"{reduction} is not a valid value for reduction "
-                         f"(expected one of {', '.join(map(repr, REDUCTIONS))})")
+    _reduction.check_reduction(reduction, accept_deprecated=False)
     if margin <= 0:
         raise ValueError(f"margin must be greater than 0, got {margin} "
                          f"(triplet_margin_with_distance_loss)")

@@ -224,8 +224,7 @@ def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full
     if size_average is not None or reduce is not None:
         reduction = _reduction.legacy_get_string(size_average, reduce)
     # torch checks this one itself, before get_enum: 'elementwise_mean' is rejected here.
-    if reduction not in _reduction.REDUCTIONS:
-        raise ValueError(f"{reduction} is not a valid value for reduction (expected one of 'none', 'mean', 'sum')")
+    _reduction.check_reduction(reduction, accept_deprecated=False)
     broadcast_shape("poisson_nll_loss", input=input, target=target)
     return PoissonNLLLossFunction.apply(input, target, log_input, full, eps, reduction)
 
