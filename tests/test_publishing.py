@@ -126,12 +126,10 @@ def _site_pages(html_dir: pathlib.Path):
 
 def test_internal_links_resolve(built_book):
     broken = []
-    ids = {}
-    for page in _site_pages(built_book.html):
-        parsed = parse(page)
-        ids[page] = parsed.ids
-    for page, _ in ids.items():
-        for tag, link in parse(page).links:
+    pages = {page: parse(page) for page in _site_pages(built_book.html)}
+    ids = {page: parsed.ids for page, parsed in pages.items()}
+    for page, parsed in pages.items():
+        for _, link in parsed.links:
             url = urllib.parse.urlparse(link)
             if url.scheme or link.startswith(("//", "mailto:", "javascript:", "data:")):
                 continue
