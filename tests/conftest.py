@@ -12,10 +12,13 @@ sys.path.insert(0, os.path.dirname(__file__))
 # sharing ~/.ipython's history database can lock it ("database is locked"
 # tracebacks in the build log).
 if "IPYTHONDIR" not in os.environ or os.environ.get("LOSSUTILS_TEST_IPYTHONDIR"):
+    import atexit
+    import shutil
     import tempfile
 
     os.environ["IPYTHONDIR"] = tempfile.mkdtemp(prefix="lossutils-ipython-")
     os.environ["LOSSUTILS_TEST_IPYTHONDIR"] = "1"
+    atexit.register(shutil.rmtree, os.environ["IPYTHONDIR"], ignore_errors=True)
 
 # CI and `make test` are deterministic (derandomize: the same examples every
 # run, so a red CI is reproducible); HYPOTHESIS_PROFILE=explore searches anew.
