@@ -6,10 +6,6 @@ the gradient of the loss w.r.t. ``input``, written out in NumPy so that it
 can be read line by line and checked against central differences.
 """
 
-import importlib as _importlib
+from .._reexport import reexport
 
-_FAMILIES = ("softmax_ce", "regression", "binary", "kl")
-_modules = [_importlib.import_module(f"{__name__}.{family}") for family in _FAMILIES]
-__all__ = sorted(name for module in _modules for name in module.__all__)
-globals().update({name: getattr(module, name) for module in _modules for name in module.__all__})
-del _importlib, _modules
+__all__ = reexport(globals(), ("softmax_ce", "regression", "binary", "kl"))
