@@ -19,9 +19,10 @@ def warn_size_mismatch(input: Tensor, target: Tensor, stacklevel: int = 3) -> No
         )
 
 
-def require_floating(name: str, op: str, tensor: Tensor) -> None:
-    """Reject integer/bool tensors the way torch's CPU kernels do (``NotImplementedError``)."""
-    if not (tensor.is_floating_point() or tensor.is_complex()):
+def require_floating(name: str, op: str, tensor: Tensor, complex_ok: bool = True) -> None:
+    """Reject integer/bool tensors (and complex ones, unless ``complex_ok``) the way
+    torch's CPU kernels do (``NotImplementedError``)."""
+    if not (tensor.is_floating_point() or (complex_ok and tensor.is_complex())):
         raise NotImplementedError(
             f'"{op}" not implemented for {str(tensor.dtype).removeprefix("torch.")!r}: '
             f"{name} must be a floating-point tensor, got dtype {tensor.dtype}"

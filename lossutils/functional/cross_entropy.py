@@ -28,6 +28,7 @@ from torch.autograd import Function
 
 from .. import _reduction
 from .._autograd import once_differentiable
+from .._checks import require_floating
 
 __all__ = ["nll_loss", "cross_entropy"]
 
@@ -320,13 +321,6 @@ def _smoothed(t: Tensor, eps: float, n_classes: int, w: Tensor | None) -> Tensor
 # ---------------------------------------------------------------- validation
 
 
-def _not_floating(op: str, input: Tensor) -> None:
-    if not input.is_floating_point():
-        raise NotImplementedError(
-            f'"{op}" not implemented for {str(input.dtype).removeprefix("torch.")!r}: '
-            f"input must be a floating-point tensor, got dtype {input.dtype}")
-
-
 def _weight_error(op: str, c: int, weight: Tensor, shapes: str) -> RuntimeError:
     return RuntimeError(f"{op}: weight tensor should be defined either for all {c} classes or no "
                         f"classes but got weight of shape {tuple(weight.shape)} for {shapes}")
@@ -396,7 +390,7 @@ def _check_class_dim(input: Tensor, shapes: str) -> None:
     if input.dim() == 0:
         raise IndexError(f"cross_entropy: input has no class dimension (0-d input; expected (C), "
                          f"(N, C) or (N, C, d1, ...)): {shapes}")
-    _not_floating("cross_entropy", input)
+    require_floating("input", "cross_entropy", input, complex_ok=False)
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
@@ -429,7 +423,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     """
     reduction = _reduction.resolve(size_average, reduce, reduction)
     _check_class_target("nll_loss", input, target, weight, ignore_index)
-    _not_floating("nll_loss", input)
+    require_floating("input", "nll_loss", input, complex_ok=False)
     return NLLLossFunction.apply(input, target, weight, reduction, ignore_index)
 
 
