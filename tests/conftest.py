@@ -1,8 +1,14 @@
-"""Shared pytest setup: hypothesis profiles and the tests folder on sys.path."""
+"""Shared pytest setup: hypothesis profiles, the tests folder on sys.path, the built book."""
 
+import fcntl
+import json
 import os
+import pathlib
+import subprocess
 import sys
+from dataclasses import dataclass
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -30,12 +36,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 # --- the built book, shared by every test that reads the site --------------
-import pathlib  # noqa: E402
-import subprocess  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-import pytest  # noqa: E402
-
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VENV_BIN = pathlib.Path(sys.executable).parent
 
@@ -57,16 +57,25 @@ def build_book(output: pathlib.Path) -> BuiltBook:
 
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> BuiltBook:
-    """The book built once per test session (set BOOK_HTML=_build/html to reuse a build)."""
+    """The book, built once per test run (set BOOK_HTML=_build/html to reuse a build).
+
+    Under xdist every worker has its own session, so the first worker to ask
+    builds the book in the run's shared temporary folder, under a file lock,
+    and the others wait for it and reuse it. (xdist's --dist loadgroup cannot
+    keep these tests on one worker with pytest 9: it renames items through
+    ``item._nodeid``, which pytest 9 no longer reads.)
+    """
     reuse = os.environ.get("BOOK_HTML")
     if reuse:
         return BuiltBook(pathlib.Path(reuse).resolve(), "", 0)
-    return build_book(tmp_path_factory.mktemp("book"))
-
-
-def pytest_collection_modifyitems(config, items):
-    # Every test that reads the built site runs in one xdist worker, so the
-    # book is built once per run, not once per worker.
-    for item in items:
-        if "built_book" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("book"))
+    run = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run = run.parent  # .../pytest-N, shared by this run's workers only
+    output, result = run / "book", run / "book-result.json"
+    with open(run / "book.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not result.exists():
+            book = build_book(output)
+            result.write_text(json.dumps({"log": book.log, "returncode": book.returncode}))
+    saved = json.loads(result.read_text())
+    return BuiltBook(output / "_build" / "html", saved["log"], saved["returncode"])
