@@ -56,7 +56,7 @@ test-package: $(STAMP)
 # (a chapter's .md opens as a notebook, through jupytext) into this venv, not
 # into your home. Options go in LAB_ARGS, e.g. LAB_ARGS="--no-browser --port=8899".
 lab: $(STAMP)
-	NB_PYTHON_PREFIX="$(CURDIR)/$(VENV)" bash binder/postBuild
+	NB_PYTHON_PREFIX="$(abspath $(VENV))" bash binder/postBuild
 	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 serve:
