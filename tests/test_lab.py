@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -147,7 +148,10 @@ def test_the_kernel_imports_lossutils_from_this_repository(lab):
         code = ("import sys, torch, lossutils, lossutils.functional as LF\n"
                 "print(sys.prefix)\nprint(lossutils.__file__)\n"
                 "print(float(LF.cross_entropy(torch.zeros(1, 3), torch.tensor([0]))))")
-        status, out = asyncio.run(_execute(lab, kernel["id"], code))
+        # a loop of its own, in a thread of its own: an earlier test on this worker
+        # (playwright, nbclient) may have left one running in the main thread
+        with ThreadPoolExecutor(1) as pool:
+            status, out = pool.submit(asyncio.run, _execute(lab, kernel["id"], code)).result()
     finally:
         lab.get(f"/api/kernels/{kernel['id']}", method="DELETE")
     assert status == "ok", out
