@@ -1,25 +1,35 @@
 # Two commands set everything up on a fresh machine with Python 3.11 and make:
 #   make book   build the executed site into _build/html
 #   make test   run the whole test suite (it builds the book too)
-# Both create .venv and install the pinned requirements the first time.
+#   make lab    open JupyterLab on the book, chapters as notebooks (as on Binder)
+# Each creates .venv and installs the pinned requirements the first time.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV   := .venv
+# The book's torch is requirements.txt's pin. TORCH=<version> (or TORCH=newest)
+# installs another into a venv of its own, so .venv keeps the pinned one:
+#   make test-package TORCH=2.14.1   lossutils' own tests on torch 2.14.1
+TORCH_PIN := $(shell sed -n 's/^torch==//p' requirements.txt)
+TORCH  ?= $(TORCH_PIN)
+TORCH_REQ := $(if $(filter newest,$(TORCH)),torch,torch==$(TORCH))
+VENV   := $(if $(filter $(TORCH_PIN),$(TORCH)),.venv,.venv-torch-$(TORCH))
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JB_FLAGS := -n -W --keep-going
 PORT   ?= 8000
 
-.PHONY: book test serve clean browser
+.PHONY: book test test-package lab serve clean browser
 
 $(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch==2.13.0 first and alone: it is the CPU build, and nothing after it
-	# may replace it (see requirements.txt).
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-test.txt
-	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	# torch first and alone: the CPU build (a local wheel here, PyTorch's CPU
+	# index on GitHub: 2.13.0+cpu), and nothing after it may replace it, so the
+	# other pins go in without requirements.txt's torch line, beside the torch chosen.
+	$(BIN)/python -m pip install --quiet "$(TORCH_REQ)"
+	sed '/^torch==/d' requirements.txt > $(VENV)/requirements.txt
+	$(BIN)/python -m pip install --quiet "$(TORCH_REQ)" -r $(VENV)/requirements.txt -r requirements-test.txt
+	$(BIN)/python -c "import sys, torch; v = torch.__version__; print('torch', v); \
+		sys.exit(None if '$(TORCH)' in ('newest', v.split('+')[0]) else f'expected torch $(TORCH), got {v}')"
 	touch $(STAMP)
 
 book: $(STAMP)
@@ -36,6 +46,18 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 2
+
+# lossutils' own tests, without the book or a browser: what CI runs on the
+# newest torch (make test-package TORCH=2.14.1).
+test-package: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m "not book and not browser"
+
+# JupyterLab on the book. binder/postBuild writes the setting Binder has
+# (a chapter's .md opens as a notebook, through jupytext) into this venv, not
+# into your home. Options go in LAB_ARGS, e.g. LAB_ARGS="--no-browser --port=8899".
+lab: $(STAMP)
+	NB_PYTHON_PREFIX="$(abspath $(VENV))" bash binder/postBuild
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 serve:
 	@test -f _build/html/index.html || { echo "No site yet: run 'make book' first."; exit 1; }
