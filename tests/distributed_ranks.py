@@ -157,6 +157,28 @@ def largest_tensor(case: dict) -> int:
     return mode.largest
 
 
+def gradcheck_input() -> bool:
+    """``torch.autograd.gradcheck`` of the loss in the (replicated) input, float64.
+
+    Every rank perturbs the same entry of ``x`` at the same time, so the finite
+    differences are those of the one loss all ranks compute. (A shard of the
+    head cannot be checked this way: the ranks would perturb different
+    entries at once; its gradient is compared with torch's autograd instead.)
+    """
+    case = dict(dtype="f64", sizes=[3, 2, 4][: dist.get_world_size()], n=5, f=3)
+    x, W, b, target, weight, _ = problem(case)
+    rank = dist.get_rank()
+    start = sum(case["sizes"][:rank])
+    W_shard = W[start:start + case["sizes"][rank]]
+    target[1] = -100
+
+    def loss(x):
+        return vocab_parallel_cross_entropy(x, W_shard, target, weight=weight, reduction="none",
+                                            label_smoothing=0.1, chunk_size=2, vocab_chunk_size=2)
+
+    return torch.autograd.gradcheck(loss, (x.requires_grad_(),))
+
+
 def errors(names: list[str]) -> tuple[list[tuple[str, str] | None], dict]:
     """Each bad call of ``names`` on this rank: ``(exception type, message)``, or None if none;
     then a good call, to show that the group still works after them."""

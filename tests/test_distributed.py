@@ -103,6 +103,7 @@ def everything(world: int) -> dict:
     out["comm"] = ranks.collectives([dict(c, sizes=SHARDS[world][1]) for c in COMM_CASES])
     sizes = [hi - lo for lo, hi in shard_bounds(512, world)]
     out["largest"] = ranks.largest_tensor(dict(MEMORY_CASE, sizes=sizes))
+    out["gradcheck"] = ranks.gradcheck_input()
     if world == 3:
         out["subgroup"] = ranks.run_table(SUBGROUP_CASES, subgroup=SUBGROUP)
         out["errors"] = ranks.errors(list(ERRORS))
@@ -136,6 +137,7 @@ def test_sharded_loss_and_gradients_equal_unsharded(world, capsys):
             print(f"  {dtype} {key:24s} {d:.3g}")
 
     for rank, result in enumerate(results):
+        assert result["gradcheck"], rank
         for case, calls in zip(COMM_CASES, result["comm"], strict=True):
             assert calls == _formula(case, world), (rank, case, calls)
         V_r = shard_bounds(512, world)[rank][1] - shard_bounds(512, world)[rank][0]
