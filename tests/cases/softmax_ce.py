@@ -140,13 +140,14 @@ X, T = torch.randn(3, 5), torch.tensor([1, 0, 4])
 
 REJECTIONS = [
     # target dtype
-    R("cross_entropy", _ce(X, T.float()), r"target dtype .*int64 or torch.uint8.* dtype torch.float32",
+    R("cross_entropy", _ce(X, T.float()), r"expected target dtype to be Long or Byte, but got Float: .*int64 or torch.uint8.* dtype torch.float32",
       "float-target-with-class-index-shape", module="CrossEntropyLoss"),
     R("cross_entropy", _ce(X, T.int()), r"got target of dtype torch.int32", "int32-target"),
     R("cross_entropy", _ce(X, torch.zeros(3, 5, dtype=torch.long)),
-      r"floating-point target for class probabilities .*torch.int64", "integer-probabilities"),
+      r"Expected floating point type for target with class probabilities, got Long: .*torch.int64",
+      "integer-probabilities"),
     R("cross_entropy", _ce(torch.randn(2, 3, 4, 4), torch.zeros(2, 4, 4, dtype=torch.uint8)),
-      r"expected target dtype to be torch.int64 \(class indices\), but got target of dtype torch.uint8",
+      r"expected scalar type Long but found Byte: .*must be torch.int64, got target of dtype torch.uint8",
       "uint8-target-with-spatial-input"),
     R("nll_loss", _ce(X, T.float()), r"got target of dtype torch.float32", "float-target"),
     # target shape
@@ -187,7 +188,8 @@ REJECTIONS = [
     R("nll_loss", _ce(torch.randn(2, 3, 4), torch.zeros(2, 4, dtype=torch.long), weight=torch.ones(4)),
       r"all 3 classes .*weight of shape \(4,\)", "kdim-weight-length"),
     R("cross_entropy", _ce(X, T, weight=torch.ones(5, dtype=torch.float64)),
-      r"weight of dtype torch.float32 .*got torch.float64", "weight-dtype"),
+      r"expected scalar type Float but found Double: weight must have the input's dtype \(torch.float32\), "
+      r"got torch.float64", "weight-dtype"),
     R("cross_entropy", _ce(X, T, label_smoothing=1.5), r"label_smoothing must be between 0.0 and 1.0, got 1.5",
       "label-smoothing-above-one", module="CrossEntropyLoss", label_smoothing=1.5),
     R("cross_entropy", _ce(X, torch.rand(3, 5), label_smoothing=2.0), r"label_smoothing .*got 2.0",
