@@ -234,8 +234,8 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin
                            f"cosine_embedding_loss got target of shape {tuple(target.shape)}")
     want = target.dim() + 1
     if input1.dim() != want or input2.dim() != want:
-        raise RuntimeError(f"{target.dim()}D target tensor expects {want}D input tensors, but found "
-                           f"inputs with sizes {list(input1.shape)} and {list(input2.shape)} "
+        raise RuntimeError(f"{target.dim()}D target tensor expects {want}D input tensors, but "
+                           f"found inputs with sizes {list(input1.shape)} and {list(input2.shape)} "
                            f"(cosine_embedding_loss: "
                            f"{shapes_of(input1=input1, input2=input2, target=target)})")
     pair = broadcast_shape("cosine_embedding_loss", input1=input1, input2=input2)
