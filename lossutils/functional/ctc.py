@@ -311,6 +311,15 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
 
     Unlike torch, a label outside ``[0, C)`` raises ``IndexError``: torch's
     CPU kernel does not check and reads whatever lies past the tensor.
+
+    Examples:
+        Two frames, two classes (0 is the blank), each frame 50/50: three alignments
+        (``1 1``, ``0 1``, ``1 0``) collapse to the label sequence ``1``, so
+        :math:`p = 3/4`:
+
+        >>> log_probs = torch.full((2, 1, 2), 0.5).log()  # (T, N, C)
+        >>> ctc_loss(log_probs, torch.tensor([[1]]), (2,), (1,))
+        tensor(0.2877)
     """
     reduction = check_reduction(reduction)
     if isinstance(blank, bool) or not hasattr(blank, "__index__"):
