@@ -23,7 +23,8 @@ def reduce_backward(grad_output, shape, reduction: str = "mean"):
 
 
 def weighted_reduce(loss: np.ndarray, weight, reduction: str = "mean", mean_by_weight: bool = True):
-    """``reduce(w * loss)``; a weighted ``mean`` divides by ``sum(w)`` (or by N when not ``mean_by_weight``)."""
+    """``reduce(w * loss)``; a weighted ``mean`` divides by ``sum(w)`` (or by N when not
+    ``mean_by_weight``)."""
     if weight is None:
         return reduce(loss, reduction)
     weight = np.asarray(weight)
@@ -33,7 +34,8 @@ def weighted_reduce(loss: np.ndarray, weight, reduction: str = "mean", mean_by_w
     return reduce(loss, reduction)
 
 
-def weighted_reduce_backward(grad_output, shape, weight, reduction: str = "mean", mean_by_weight: bool = True):
+def weighted_reduce_backward(grad_output, shape, weight, reduction: str = "mean",
+                             mean_by_weight: bool = True):
     """d weighted_reduce(loss) / d loss_n, times grad_output, as an array of ``shape``."""
     if weight is None:
         return reduce_backward(grad_output, shape, reduction)

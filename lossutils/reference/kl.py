@@ -13,7 +13,8 @@ __all__ = ["kl_div", "kl_div_backward"]
 
 
 def _pointwise(x, y, log_target):
-    """:math:`y(\\log y - x)` with :math:`0 \\log 0 = 0`, or :math:`e^y (y - x)` for a log target."""
+    """:math:`y(\\log y - x)` with :math:`0 \\log 0 = 0`, or :math:`e^y (y - x)` for a log
+    target."""
     if log_target:
         return np.exp(y) * (y - x)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -27,7 +28,8 @@ def _divisor(x, reduction):
 
 
 def kl_div(input, target, reduction: str = "mean", log_target: bool = False):
-    """:math:`l_n = y_n (\\log y_n - x_n)`, then ``reduction`` (``'batchmean'``: sum / batch size)."""
+    """:math:`l_n = y_n (\\log y_n - x_n)`, then ``reduction`` (``'batchmean'``: sum / batch
+    size)."""
     x, y = np.broadcast_arrays(np.asarray(input), np.asarray(target))
     loss = _pointwise(x, y, log_target)
     if reduction == "batchmean":
@@ -36,7 +38,8 @@ def kl_div(input, target, reduction: str = "mean", log_target: bool = False):
 
 
 def kl_div_backward(grad_output, input, target, reduction: str = "mean", log_target: bool = False):
-    """:math:`\\partial L / \\partial x_n = -y_n` (or :math:`-e^{y_n}`) times the reduction's factor."""
+    """:math:`\\partial L / \\partial x_n = -y_n` (or :math:`-e^{y_n}`) times the reduction's
+    factor."""
     x, y = np.broadcast_arrays(np.asarray(input), np.asarray(target))
     g = np.asarray(grad_output, dtype=np.float64)
     if reduction == "mean":
