@@ -102,7 +102,8 @@ def worker(impl: str, n: int, c: int, dtype: str, repeats: int, threads: int) ->
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     peak = _rss_kib()[1] if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"impl": impl, "times": times, "cpu": cpu, "peak_mib": (peak - base) / 1024, "reset": reset,
+    return {"impl": impl, "times": times, "cpu": cpu, "peak_mib": (peak - base) / 1024,
+            "reset": reset,
             "tensor_mib": x.numel() * x.element_size() / 2**20, "threads": torch.get_num_threads()}
 
 
@@ -126,7 +127,8 @@ def compare(n: int, c: int, dtype: str) -> dict:
 
 
 def _run(args: list[str]) -> dict:
-    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                          check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -81,7 +81,8 @@ def child(method: str, tokens: int, hidden: int, vocab: int, repeats: int, threa
     gen = torch.Generator().manual_seed(0)
     fn = _loss_fn(method)
     # warm-up on a tiny problem: kernels, thread pool and lazily loaded libraries are in the baseline
-    small = (torch.randn(8, hidden, requires_grad=True), torch.randn(64, hidden, requires_grad=True))
+    small = (torch.randn(8, hidden, requires_grad=True),
+             torch.randn(64, hidden, requires_grad=True))
     fn(*small, torch.randint(0, 64, (8,))).backward()
     del small
     x = (torch.randn(tokens, hidden, generator=gen) / hidden**0.5).requires_grad_()
@@ -100,15 +101,16 @@ def child(method: str, tokens: int, hidden: int, vocab: int, repeats: int, threa
         start = time.perf_counter()
         fn(x, W, target).backward()
         times.append(time.perf_counter() - start)
-    return dict(method=method, tokens=tokens, hidden=hidden, vocab=vocab, dtype="float32", threads=threads,
+    return dict(method=method, tokens=tokens, hidden=hidden, vocab=vocab, dtype="float32",
+                threads=threads,
                 peak_mib=round(peak, 1), time_s=round(statistics.median(times or [first]), 4),
                 times_s=[round(t, 4) for t in times], first_s=round(first, 4), loss=value,
                 logits_mib=tokens * vocab * 4 / 2**20)
 
 
 def run_child(method, tokens, hidden, vocab, repeats, threads) -> dict:
-    cmd = [sys.executable, __file__, "--child", method, str(tokens), str(hidden), str(vocab), str(repeats),
-           str(threads)]
+    cmd = [sys.executable, __file__, "--child", method, str(tokens), str(hidden), str(vocab),
+           str(repeats), str(threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{method} V={vocab} failed:\n{out.stderr}")
@@ -122,7 +124,8 @@ def main(argv=None):
     parser.add_argument("--vocab", type=int, nargs="+", default=[4096, 8192, 16384, 32768])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per child (the machine is shared)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per child (the machine is shared)")
     parser.add_argument("--out", type=Path, default=RESULTS / "linear_cross_entropy")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -148,7 +151,8 @@ def main(argv=None):
                 ratios += [r["peak_mib"] / b["peak_mib"] if b else float("nan"),
                            r["time_s"] / b["time_s"] if b else float("nan")]
             print(f"{vocab:6d} {method:14s} {ratios[0]:12.2f} {ratios[1]:12.2f} {ratios[2]:10.2f} {ratios[3]:10.2f}")
-    meta = dict(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), python=platform.python_version(),
+    meta = dict(date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                python=platform.python_version(),
                 machine=platform.machine(), cpus=os.cpu_count(), command=" ".join(sys.argv),
                 torch=__import__("torch").__version__,
                 peak_memory="ru_maxrss of a fresh child after one forward+backward minus its ru_maxrss "

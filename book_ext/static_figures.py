@@ -38,7 +38,8 @@ VENDORED = ("vega/", "mathjax/")
 
 def _keep_vendored_off_other_pages(app, config):
     config.html_js_files = [entry for entry in config.html_js_files
-                            if not (entry[0] if isinstance(entry, tuple) else entry).startswith(VENDORED)]
+                            if not (entry[0] if isinstance(entry,
+                                                           tuple) else entry).startswith(VENDORED)]
 
 
 def _add_vega(app, pagename, templatename, context, doctree):

@@ -49,7 +49,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 def serve(directory: pathlib.Path, prefix: str = "/"):
     """Serve ``directory`` at ``http://127.0.0.1:<free port><prefix>``; yields that URL."""
     prefix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
-    handler = functools.partial(type("Handler", (_Handler,), {"prefix": prefix}), directory=str(directory))
+    handler = functools.partial(type("Handler", (_Handler,), {"prefix": prefix}),
+                                directory=str(directory))
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)

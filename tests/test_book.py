@@ -66,7 +66,8 @@ def test_chapter_runs_alone_in_a_fresh_kernel(chapter):
     Jupyter and the book build run it, offline."""
     path = ROOT / f"{chapter}.md"
     nb = jupytext.read(path)
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from browser import (CHROMIUM, CHROMIUM_ARGS, FIGURE, NO_CHROMIUM, WIDGET_SELECTORS, Visit, chart_png,
-                     line_paths, pages, serve, wait_changed, wait_for_figures, watch)
+from browser import (CHROMIUM, CHROMIUM_ARGS, FIGURE, NO_CHROMIUM, WIDGET_SELECTORS, Visit,
+                     chart_png, line_paths, pages, serve, wait_changed, wait_for_figures, watch)
 from conftest import ROOT
 
 pytestmark = pytest.mark.browser
@@ -61,9 +61,11 @@ def base_url(site):
 def browser():
     if not CHROMIUM.exists():
         pytest.skip(NO_CHROMIUM)
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-test.txt")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is in requirements-test.txt")
     with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 
@@ -203,7 +205,8 @@ class _Sources(html.parser.HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag in ("script", "img", "iframe", "source", "video", "audio", "embed", "input", "track"):
+        if tag in ("script", "img", "iframe", "source", "video", "audio", "embed", "input",
+                   "track"):
             self.urls += [a.get("src") or ""] + [u.split()[0] for u in (a.get("srcset") or "").split(",") if u.strip()]
         elif tag == "link" and set((a.get("rel") or "").lower().split()) & self.FETCHING_RELS:
             self.urls.append(a.get("href") or "")
@@ -223,8 +226,10 @@ def test_no_page_or_stylesheet_loads_from_another_host(site):
         text = (site / name).read_text()
         parser.feed(text)
         bad += [f"{name}: {u}" for u in parser.urls if _third_party(u)]
-        bad += [f"{name}: {m}" for m in re.findall(r"""url\(\s*['"]?((?:https?:)?//[^)'"]+)""", text)]
+        bad += [f"{name}: {m}" for m in re.findall(r"""url\(\s*['"]?((?:https?:)?//[^)'"]+)""",
+                                                   text)]
     for css in site.rglob("*.css"):
-        for m in re.findall(r"""(?:url\(\s*['"]?|@import\s+['"])((?:https?:)?//[^)'"]+)""", css.read_text()):
+        for m in re.findall(r"""(?:url\(\s*['"]?|@import\s+['"])((?:https?:)?//[^)'"]+)""",
+                            css.read_text()):
             bad.append(f"{css.relative_to(site)}: {m}")
     assert not bad, "\n".join(bad)

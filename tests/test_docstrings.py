@@ -44,7 +44,8 @@ def test_every_function_and_module_shows_an_example(namespace, name):
     assert examples >= 0 and ">>> " in doc[examples:], f"{namespace}.{name}: no Examples: section"
 
 
-LOSS_CLASSES = [n for n in LN.__all__ if not n.startswith("_") and issubclass(getattr(LN, n), LN._Loss)]
+LOSS_CLASSES = [n for n in LN.__all__ if not n.startswith("_") and issubclass(getattr(LN, n),
+                                                                              LN._Loss)]
 OTHER_MODULES = [n for n in LN.__all__ if not n.startswith("_") and n not in LOSS_CLASSES]
 
 

@@ -43,7 +43,8 @@ def stored_curve(figure, spec, panel, label, **values):
 def test_import_needs_no_display_or_widgets():
     code = ("import sys, lossutils, lossutils.interactive as LI; LI.ce_temperature(); "
             "print(sorted({'ipywidgets', 'matplotlib', 'IPython', 'altair'} & set(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
     assert out.strip() == "[]"
 
 
@@ -60,7 +61,8 @@ def test_mode_follows_the_environment(monkeypatch):
 
 
 def test_the_book_extension_sets_the_same_variable():
-    spec = importlib.util.spec_from_file_location("static_figures", ROOT / "book_ext" / "static_figures.py")
+    spec = importlib.util.spec_from_file_location("static_figures",
+                                                  ROOT / "book_ext" / "static_figures.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.MODE_ENV == LI.MODE_ENV
@@ -85,8 +87,10 @@ def test_static_regression_losses_are_torchs(specs):
     figure, spec = specs["regression-losses"]
     r = torch.tensor(figure.panels[0].x, requires_grad=True)
     zero = torch.zeros_like(r)
-    for label, kw, loss in (("Huber (δ)", {"delta": 0.7}, F.huber_loss(r, zero, delta=0.7, reduction="none")),
-                            ("SmoothL1 (β)", {"beta": 2.0}, F.smooth_l1_loss(r, zero, beta=2.0, reduction="none")),
+    for label, kw, loss in (("Huber (δ)", {"delta": 0.7},
+                             F.huber_loss(r, zero, delta=0.7, reduction="none")),
+                            ("SmoothL1 (β)", {"beta": 2.0},
+                             F.smooth_l1_loss(r, zero, beta=2.0, reduction="none")),
                             ("L1", {}, F.l1_loss(r, zero, reduction="none"))):
         (grad,) = torch.autograd.grad(loss.sum(), r)
         for panel, want in ((0, loss.detach()), (1, grad)):
@@ -107,8 +111,10 @@ def test_static_kl_is_torchs(specs):
     p = 0.5 * pdf(grid, -2.0, 0.6) + 0.5 * pdf(grid, 2.0, 0.6)
     mus = torch.tensor(figure.panels[1].x)
     q = pdf(grid[None], mus[:, None], 1.5)
-    forward = F.kl_div((q * dx).clamp_min(1e-300).log(), (p * dx).expand_as(q), reduction="none").sum(1)
-    reverse = F.kl_div((p * dx).clamp_min(1e-300).log().expand_as(q), q * dx, reduction="none").sum(1)
+    forward = F.kl_div((q * dx).clamp_min(1e-300).log(), (p * dx).expand_as(q),
+                       reduction="none").sum(1)
+    reverse = F.kl_div((p * dx).clamp_min(1e-300).log().expand_as(q), q * dx,
+                       reduction="none").sum(1)
     for label, want in (("forward KL(p‖q)", forward), ("reverse KL(q‖p)", reverse)):
         got, unit = stored_curve(figure, spec, 1, label, sigma=1.5)
         shown = want.numpy() <= figure.domain(1)[1]
@@ -140,7 +146,8 @@ def test_static_and_live_draw_the_same_numbers(specs):
     assert np.abs(got - lines["SmoothL1 (β)"]).max() <= unit / 2 + 1e-12
 
 
-@pytest.mark.parametrize("name", ["ce-temperature", "regression-losses", "kl-gaussian-fit", "training-lr"])
+@pytest.mark.parametrize("name",
+                         ["ce-temperature", "regression-losses", "kl-gaussian-fit", "training-lr"])
 def test_spec_is_valid_vega_lite_and_small(specs, name):
     alt = pytest.importorskip("altair")
     figure, spec = specs[name]
@@ -155,8 +162,10 @@ def test_spec_is_valid_vega_lite_and_small(specs, name):
 def test_html_embeds_the_spec_safely():
     figure = LI.regression_losses()
     page = figure.html()
-    assert "</script" not in re.search(r'type="application/json"[^>]*>(.*?)</script>', page, re.S).group(1)
-    embedded = json.loads(re.search(r'type="application/json"[^>]*>(.*?)</script>', page, re.S).group(1))
+    assert "</script" not in re.search(r'type="application/json"[^>]*>(.*?)</script>', page,
+                                       re.S).group(1)
+    embedded = json.loads(re.search(r'type="application/json"[^>]*>(.*?)</script>', page,
+                                    re.S).group(1))
     assert embedded == json.loads(json.dumps(figure.vegalite()))
 
 
@@ -171,7 +180,8 @@ def draws(monkeypatch):
 
     calls = []
     real_draw = live.draw
-    monkeypatch.setattr(live, "draw", lambda figure, values, mpl_figure=None: calls.append(dict(values))
+    monkeypatch.setattr(live, "draw",
+                        lambda figure, values, mpl_figure=None: calls.append(dict(values))
                         or real_draw(figure, values, mpl_figure))
     return calls, real_draw
 
@@ -217,7 +227,8 @@ def test_a_kernel_gets_widgets_and_the_book_gets_html():
 
 def _tiny(**curve_kw):
     a = Slider("a", "a", 0.0, 1.0, 0.5, 0.5)
-    return InteractiveFigure("tiny", [a], [Panel("p", np.linspace(0, 1, 3), [Curve("c", **curve_kw)])])
+    return InteractiveFigure("tiny", [a],
+                             [Panel("p", np.linspace(0, 1, 3), [Curve("c", **curve_kw)])])
 
 
 def test_declarations_are_checked():

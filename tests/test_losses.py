@@ -71,7 +71,8 @@ def run(fn, args, kwargs, grad, grad_seed=0):
         out = fn(*args, **kwargs)
         grads = []
         if out.requires_grad:
-            g = torch.randn(out.shape, generator=torch.Generator().manual_seed(grad_seed), dtype=out.dtype)
+            g = torch.randn(out.shape, generator=torch.Generator().manual_seed(grad_seed),
+                            dtype=out.dtype)
             grads = torch.autograd.grad(out, wrt, g, allow_unused=True)
             grads = [torch.zeros_like(t) if d is None else d for t, d in zip(wrt, grads)]
     return out, grads, sorted({str(w.message) for w in caught})
@@ -80,7 +81,8 @@ def run(fn, args, kwargs, grad, grad_seed=0):
 def assert_same(ours, theirs, rtol, atol):
     out, grads, warns = ours
     out_t, grads_t, warns_t = theirs
-    assert out.dtype == out_t.dtype and out.shape == out_t.shape, (out.dtype, out.shape, out_t.dtype, out_t.shape)
+    assert out.dtype == out_t.dtype and out.shape == out_t.shape, (out.dtype, out.shape,
+                                                                   out_t.dtype, out_t.shape)
     torch.testing.assert_close(out, out_t, rtol=rtol, atol=atol, equal_nan=True)
     assert len(grads) == len(grads_t)
     for g, g_t in zip(grads, grads_t):
@@ -94,7 +96,8 @@ def _tolerance(case: Case, dtype):
 
 def _is_lossutils_node(out):
     node = out.grad_fn
-    return node is not None and getattr(type(node), "_forward_cls", type(None)).__module__.startswith("lossutils")
+    return node is not None and getattr(type(node), "_forward_cls",
+                                        type(None)).__module__.startswith("lossutils")
 
 
 @pytest.mark.parametrize("case, options", PARAMS)
@@ -107,8 +110,10 @@ def test_functional_matches_torch(case: Case, options, dtype):
     @given(data=st.data())
     def check(data):
         args, kwargs = case.sample(Draw(data, dtype), options)
-        ours = run(lambda *a, **k: getattr(LF, case.name)(*a, **k, **options), args, kwargs, case.grad)
-        theirs = run(lambda *a, **k: getattr(F, case.name)(*a, **k, **options), args, kwargs, case.grad)
+        ours = run(lambda *a, **k: getattr(LF, case.name)(*a, **k, **options), args, kwargs,
+                   case.grad)
+        theirs = run(lambda *a, **k: getattr(F, case.name)(*a, **k, **options), args, kwargs,
+                     case.grad)
         assert_same(ours, theirs, **_tolerance(case, dtype))
         if case.function and ours[0].requires_grad:
             assert _is_lossutils_node(ours[0]), f"{case.name}: output not made by a lossutils Function"
@@ -210,7 +215,8 @@ def test_reference_matches_torch_and_central_differences(case: Case, options):
         grad = backward(grad_output, *np_args, **np_kwargs)
         assert grad.shape == np_args[0].shape
         np.testing.assert_allclose(grad, g_t.numpy(), rtol=1e-7, atol=1e-10)
-        numeric = _central_differences(lambda x: forward(x, *np_args[1:], **np_kwargs), np_args[0], grad_output)
+        numeric = _central_differences(lambda x: forward(x, *np_args[1:], **np_kwargs), np_args[0],
+                                       grad_output)
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
 
     check()
@@ -238,8 +244,10 @@ def test_rejects_what_torch_rejects(rejection):
 @pytest.mark.parametrize("extreme", EXTREMES, ids=[f"{e.name}[{e.id}]" for e in EXTREMES])
 def test_extreme_inputs_match_torch(extreme):
     args, kwargs = extreme.build()
-    ours = run(lambda *a, **k: getattr(LF, extreme.name)(*a, **k, **extreme.options), args, kwargs, extreme.grad)
-    theirs = run(lambda *a, **k: getattr(F, extreme.name)(*a, **k, **extreme.options), args, kwargs, extreme.grad)
+    ours = run(lambda *a, **k: getattr(LF, extreme.name)(*a, **k, **extreme.options), args, kwargs,
+               extreme.grad)
+    theirs = run(lambda *a, **k: getattr(F, extreme.name)(*a, **k, **extreme.options), args, kwargs,
+                 extreme.grad)
     for a, b in zip([ours[0], *ours[1]], [theirs[0], *theirs[1]]):
         assert torch.equal(torch.isfinite(a), torch.isfinite(b)), (a, b)
     assert_same(ours, theirs, rtol=extreme.rtol, atol=extreme.atol)
@@ -260,7 +268,8 @@ def test_second_derivatives_are_refused_never_wrong(case: Case, options):
             out = getattr(lib, case.name)(*args, **kwargs, **options)
         if not wrt or not out.requires_grad:
             return wrt, []
-        return wrt, torch.autograd.grad(out.sum(), wrt, create_graph=create_graph, allow_unused=True)
+        return wrt, torch.autograd.grad(out.sum(), wrt, create_graph=create_graph,
+                                        allow_unused=True)
 
     def second(wrt, grads):
         used = [g for g in grads if g is not None and g.requires_grad]

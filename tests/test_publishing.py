@@ -89,7 +89,8 @@ def test_binder_pins_match_requirements():
 def _install_cell(chapter: str) -> str:
     nb = jupytext.read(ROOT / f"{chapter}.md")
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert "remove-cell" in code[0].metadata.get("tags", []), f"{chapter}: first cell must be the install cell"
+    assert "remove-cell" in code[0].metadata.get("tags",
+                                                 []), f"{chapter}: first cell must be the install cell"
     return code[0].source
 
 

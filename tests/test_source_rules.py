@@ -25,7 +25,8 @@ FORBIDDEN_ATTRIBUTES = {
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "ctc_loss", "pairwise_distance",
     "cosine_similarity", "cdist", "linear_cross_entropy", "_nn", "special", "functional",
 }
-FORBIDDEN_MODULES = ("torch.nn.functional", "torch.special", "torch._C._nn", "torch.nn.modules.loss")
+FORBIDDEN_MODULES = ("torch.nn.functional", "torch.special", "torch._C._nn",
+                     "torch.nn.modules.loss")
 LOSS_NAME = re.compile(r"^[a-z0-9_]+_loss$|^[A-Z][A-Za-z0-9]*Loss$|^(Log)?Softmax$")
 
 
