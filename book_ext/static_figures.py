@@ -55,7 +55,8 @@ def _drop_thebe_when_off(app, pagename, templatename, context, doctree):
     kept, bodies = [], set()
     for js in context.get("script_files", []):
         body = js.attributes.get("body", "") if hasattr(js, "attributes") else ""
-        if not thebe_on and ("THEBE_JS_URL" in body or str(js.filename or "").endswith("sphinx-thebe.js")):
+        is_thebe = "THEBE_JS_URL" in body or str(js.filename or "").endswith("sphinx-thebe.js")
+        if not thebe_on and is_thebe:
             continue
         if body and not js.filename:
             if body in bodies:

@@ -116,7 +116,8 @@ def check() -> list[str]:
     for name, (version, _, _) in PINS.items():
         entry = manifest.get(name)
         if entry is None or entry["version"] != version:
-            problems.append(f"{name}: VERSIONS has {entry and entry['version']}, the pin is {version}")
+            problems.append(f"{name}: VERSIONS has {entry and entry['version']}, "
+                            f"the pin is {version}")
             continue
         for rel, digest in entry["files"].items():
             path = VENDOR / rel

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-gpu"]
-NO_CHROMIUM = ("browser tests need Debian's Chromium at /usr/bin/chromium: run `apt-get install chromium` "
+NO_CHROMIUM = ("browser tests need Debian's Chromium at /usr/bin/chromium: run "
+               "`apt-get install chromium` "
                "as root (`CI=true make test` does it); never `playwright install`")
 
 FIGURE = ".lossutils-figure"
@@ -64,8 +65,9 @@ def serve(directory: pathlib.Path, prefix: str = "/"):
 
 def pages(site: pathlib.Path) -> list[str]:
     """Every HTML page of the site, as paths relative to its root."""
-    return sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html")
-                  if "_static" not in p.relative_to(site).parts and "_sources" not in p.relative_to(site).parts)
+    relative = (p.relative_to(site) for p in site.rglob("*.html"))
+    return sorted(p.as_posix() for p in relative
+                  if "_static" not in p.parts and "_sources" not in p.parts)
 
 
 @dataclass
@@ -112,13 +114,17 @@ def watch(page, base: str, visit: Visit) -> None:
             r.abort()
 
     def on_response(response):
+        from playwright.sync_api import Error as PlaywrightError
+
         if response.status >= 400:
             visit.failed.append(f"{response.status} {response.url}")
+        elif 300 <= response.status < 400:
+            return  # a redirect has no body: what it leads to is counted when it arrives
         elif urlsplit(response.url).netloc == local:
             try:
                 visit.bytes_by_url[response.url] = len(response.body())
-            except Exception:  # a redirect has no body
-                pass
+            except PlaywrightError as error:  # a body we cannot weigh must not lower the weight
+                visit.failed.append(f"no body to weigh for {response.url}: {error}")
 
     def on_failed(request):
         if request.url not in visit.foreign:

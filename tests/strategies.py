@@ -65,7 +65,8 @@ class Draw:
 def grid(**axes) -> list[dict]:
     """Every combination of the option values: ``grid(reduction=[...], beta=[...])``."""
     keys = list(axes)
-    return [dict(zip(keys, values)) for values in itertools.product(*(axes[k] for k in keys))]
+    return [dict(zip(keys, values, strict=True))
+            for values in itertools.product(*(axes[k] for k in keys))]
 
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -84,4 +85,4 @@ def broadcastable(shape: tuple):
     return st.tuples(
         st.integers(0, len(shape)),
         st.lists(st.booleans(), min_size=len(shape), max_size=len(shape))
-    ).map(lambda t: tuple(1 if one else n for n, one in zip(shape, t[1]))[t[0]:])
+    ).map(lambda t: tuple(1 if one else n for n, one in zip(shape, t[1], strict=True))[t[0]:])

@@ -23,7 +23,8 @@ from lossutils.interactive import Curve, InteractiveFigure, Marker, Panel, Slide
 
 @pytest.fixture(scope="module")
 def specs():
-    """Each named figure and its static spec (computed once: the training one trains 22 networks)."""
+    """Each named figure and its static spec (computed once: the training one trains 22
+    networks)."""
     made = [LI.ce_temperature(), LI.regression_losses(), LI.kl_gaussian_fit(), LI.training_lr()]
     return {figure.name: (figure, figure.vegalite()) for figure in made}
 
@@ -130,7 +131,8 @@ def test_static_training_curves_learn_and_diverge_where_they_should(specs):
     assert good[-1] < 0.3 and summed[-1] < 0.3
     # 'sum' multiplies the gradient by the batch (512): lr 10^-2.5 with 'sum' ~ lr 1.6 with 'mean'
     final, _ = stored_curve(figure, spec, 1, "after 100 steps", reduction="mean")
-    assert final[np.argmin(final)] < 0.3 and np.argmin(final) == figure.panels[1].x.tolist().index(0.0)
+    best = np.argmin(final)
+    assert final[best] < 0.3 and best == figure.panels[1].x.tolist().index(0.0)
 
 
 def test_static_and_live_draw_the_same_numbers(specs):
@@ -219,7 +221,8 @@ def test_a_kernel_gets_widgets_and_the_book_gets_html():
         "from lossutils.interactive import regression_losses\nregression_losses()",
         "os.environ['LOSSUTILS_FIGURES'] = 'static'\nregression_losses()")]
     NotebookClient(nb, timeout=120, kernel_name="python3").execute()
-    live_out, static_out = ([o for o in c.outputs if o.output_type == "display_data"] for c in nb.cells)
+    live_out, static_out = ([o for o in c.outputs if o.output_type == "display_data"]
+                            for c in nb.cells)
     assert len(live_out) == 1 and "application/vnd.jupyter.widget-view+json" in live_out[0].data
     assert len(static_out) == 1 and set(static_out[0].data) == {"text/html", "text/plain"}
     assert 'class="lossutils-figure"' in static_out[0].data["text/html"]

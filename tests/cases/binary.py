@@ -66,7 +66,8 @@ def _logits_both(draw, options):
 
 
 def _logits_soft(draw, options):
-    """torch accepts any real target with logits (no [0, 1] check), e.g. label noise or negatives."""
+    """torch accepts any real target with logits (no [0, 1] check), e.g. label noise or
+    negatives."""
     return _logits(draw, options, soft=True, pos_weight=True)
 
 

@@ -25,7 +25,7 @@ def _log_normalise(x, dim=-1):
 
 def _frames_needed(labels):
     """One frame per label plus one blank between each pair of equal neighbours."""
-    return len(labels) + sum(a == b for a, b in zip(labels, labels[1:]))
+    return len(labels) + sum(a == b for a, b in zip(labels, labels[1:], strict=False))
 
 
 def _lengths(kind, values):
@@ -38,7 +38,8 @@ def _lengths(kind, values):
 
 
 def _ctc(draw, options):
-    """log_probs (T, N, C) or (T, C), padded or concatenated targets, lengths in any accepted spelling."""
+    """log_probs (T, N, C) or (T, C), padded or concatenated targets, lengths in any accepted
+    spelling."""
     blank = options.get("blank", 0)
     C = draw(st.integers(max(2, blank + 1), 5))
     N = draw(st.integers(1, 3))
@@ -185,7 +186,8 @@ EXTREMES = [
             options=dict(blank=2, reduction="mean")),
     Extreme("ctc_loss", _seeded("padded", 8, dtype=torch.float32), id="seeded-float32",
             options=dict(reduction="sum"), rtol=1e-5, atol=1e-5),
-    # [1, 1, 1] needs 5 frames (a blank between the repeats); 4 make it impossible: inf, nan gradient.
+    # [1, 1, 1] needs 5 frames (a blank between the repeats); 4 make it impossible: inf, nan
+    # gradient.
     *(Extreme("ctc_loss", _call(_lp(), torch.tensor([[1, 1, 1], [2, 3, 0]]), [4, 5], [3, 2]),
               id=f"impossible-{red}-zero_infinity={zi}",
               options=dict(reduction=red, zero_infinity=zi))
@@ -200,7 +202,8 @@ EXTREMES = [
     Extreme("ctc_loss",
             _call(_inf_lp([(2, 0, 1), (3, 1, 0)]), torch.tensor([[1, 2], [3, 1]]), [5, 4], [2, 2]),
             id="neg-inf-log-probs", options=dict(reduction="sum")),
-    # a label equal to the blank as the last label: torch's last frame keeps only the label's alpha*beta.
+    # a label equal to the blank as the last label: torch's last frame keeps only the label's
+    # alpha*beta.
     Extreme("ctc_loss", _call(_lp(), torch.tensor([[1, 2], [3, 1]]), [5, 4], [2, 2]),
             id="last-label-is-blank", options=dict(reduction="none", blank=2)),
     # unnormalised, far from 0: every exp would under/overflow without the max shift.

@@ -1,4 +1,5 @@
-"""Cases of linear_cross_entropy: class indices, probabilities, K-dimensional heads, torch's options.
+"""Cases of linear_cross_entropy: class indices, probabilities, K-dimensional heads, torch's
+options.
 
 Every sample is small (N <= 6 rows, C <= 6 classes, F <= 4 features), so
 lossutils' default chunking (torch's ``aspect_ratio:2`` rule) already cuts
@@ -29,7 +30,8 @@ def _label(options):
 
 
 def _shapes(draw, kdim: bool):
-    """(input shape, linear_weight shape, logits shape): unbatched, batched (N >= 1) or K-dimensional."""
+    """(input shape, linear_weight shape, logits shape): unbatched, batched (N >= 1) or
+    K-dimensional."""
     f = draw(st.integers(1, 4), label="in_features")
     c = draw(st.integers(1, 6), label="classes")
     if kdim:
@@ -56,7 +58,8 @@ def _sample(probabilities: bool, bias: bool, kdim: bool = False, weighted=None):
             ignored = draw.rand(*tshape, dtype=torch.float64) < 0.25
             target = torch.where(ignored, options.get("ignore_index") or -100, target)
             if target.numel():
-                target.view(-1)[0] = 0  # one counted row, so 'mean' is finite (all-ignored is an Extreme)
+                # one counted row, so 'mean' is finite (all-ignored is an Extreme)
+                target.view(-1)[0] = 0
         kwargs = {}
         if bias:
             kwargs["linear_bias"] = draw.randn(*ws[:-1])

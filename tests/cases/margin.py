@@ -26,7 +26,7 @@ def _t(*values, dtype=F64):
 def _squash(draw, shape):
     """``shape`` with some sides set to 1 (same number of dims): broadcasts back to ``shape``."""
     ones = draw(st.lists(st.booleans(), min_size=len(shape), max_size=len(shape)))
-    return tuple(1 if one else n for n, one in zip(shape, ones))
+    return tuple(1 if one else n for n, one in zip(shape, ones, strict=True))
 
 
 # --------------------------------------------------------------------------- samples
@@ -187,7 +187,7 @@ CASES = [
          grad=(0, 1), examples=6),
     # eps only matters below it, where torch's gradient is not the derivative
     # (the clamp is hidden from autograd): that lives in EXTREMES, not under gradcheck.
-    Case("cosine_similarity", _similarity_pair, [dict(), dict(dim=0), dict(dim=-1)], grad=(0, 1)),
+    Case("cosine_similarity", _similarity_pair, [{}, dict(dim=0), dict(dim=-1)], grad=(0, 1)),
 ]
 
 
@@ -221,7 +221,8 @@ REJECTIONS = [
     _r("multilabel_soft_margin_loss", lambda: ((torch.tensor(1.0), torch.tensor(1.0)), {}),
        "needs input of shape \\(C\\) or \\(N, C\\), got a 0-d tensor", "scalar-input"),
     _r("multilabel_soft_margin_loss", lambda: ((_x34(), _y34()), {"weight": torch.ones(3)}),
-       r"input of shape \(3, 4\), target of shape \(3, 4\), weight of shape \(3,\) cannot be broadcast",
+       r"input of shape \(3, 4\), target of shape \(3, 4\), weight of shape \(3,\) "
+       "cannot be broadcast",
        "weight-size"),
     _r("multilabel_soft_margin_loss", lambda: ((_x34(), torch.ones(2, 4)), {}),
        r"target of shape \(2, 4\) cannot be broadcast", "target-shape"),
@@ -268,7 +269,8 @@ REJECTIONS = [
        r"inconsistent weight size, expected 4 but got \[3\]", "weight-size"),
     _r("multi_margin_loss",
        lambda: ((_x34(), torch.tensor([0, 1, 2])), {"weight": torch.ones(4, dtype=F64)}),
-       r"expected scalar type Float but found Double: multi_margin_loss needs weight \(torch.float64\) in "
+       r"expected scalar type Float but found Double: multi_margin_loss needs weight "
+       r"\(torch.float64\) in "
        r"input's dtype \(torch.float32\)", "weight-dtype"),
     _r("multi_margin_loss",
        lambda: ((_x34(), torch.tensor([0, 1, 2])), {"weight": torch.ones(4, requires_grad=True)}),
@@ -280,7 +282,8 @@ REJECTIONS = [
     _r("multi_margin_loss", lambda: ((_x34(), torch.tensor([0, 1, 4])), {}),
        r"class indices in \[0, 4\), got values from 0 to 4", "target-range"),
     _r("multi_margin_loss", lambda: ((_x34(), torch.tensor([0.0, 1.0, 2.0])), {}),
-       "expected scalar type Long but found Float: multi_margin_loss needs target to hold class indices as "
+       "expected scalar type Long but found Float: multi_margin_loss needs target to hold class "
+       "indices as "
        "int64, got torch.float32", "float-target"),
     _r("multi_margin_loss",
        lambda: ((torch.randn(2, 3, 4), torch.zeros(2, 3, dtype=torch.long)), {}),
@@ -288,7 +291,8 @@ REJECTIONS = [
     _r("multi_margin_loss", lambda: ((torch.randn(3, 0), torch.zeros(3, dtype=torch.long)), {}),
        r"got: \[3, 0\]", "no-classes"),
     _r("multi_margin_loss", lambda: ((_x34().half(), torch.tensor([0, 1, 2])), {}),
-       "not implemented for 'Half': multi_margin_loss needs a float32 or float64 input, got torch.float16",
+       "not implemented for 'Half': multi_margin_loss needs a float32 or float64 input, "
+       "got torch.float16",
        "half-input"),
     # multilabel_margin_loss
     _r("multilabel_margin_loss", lambda: ((_x34(), torch.zeros(3, 3, dtype=torch.long)), {}),
@@ -305,13 +309,15 @@ REJECTIONS = [
        r"got: \[2, 3, 4\]", "3d-input"),
     _r("multilabel_margin_loss",
        lambda: ((torch.ones(3, 4, dtype=torch.long), torch.zeros(3, 4, dtype=torch.long)), {}),
-       "not implemented for 'Long': multilabel_margin_loss needs a float32 or float64 input, got torch.int64",
+       "not implemented for 'Long': multilabel_margin_loss needs a float32 or float64 input, "
+       "got torch.int64",
        "integer-input"),
     # triplet_margin_loss
     _r("triplet_margin_loss", lambda: ((_x34(), _x34(), _x34()), {"margin": 0.0}),
        "margin must be greater than 0, got 0.0", "margin", "TripletMarginLoss", margin=0.0),
     _r("triplet_margin_loss", lambda: ((_x34(), torch.randn(4), _x34()), {}),
-       r"anchor 2D, positive 1D, and negative 2D inputs \(anchor of shape \(3, 4\), positive of shape \(4,\)",
+       r"anchor 2D, positive 1D, and negative 2D inputs \(anchor of shape \(3, 4\), "
+       r"positive of shape \(4,\)",
        "dims", "TripletMarginLoss"),
     _r("triplet_margin_loss", lambda: ((_x34(), torch.randn(2, 4), _x34()), {}),
        r"positive of shape \(2, 4\), negative of shape \(3, 4\) cannot be broadcast",
@@ -378,7 +384,8 @@ EXTREMES = [
     Extreme("cosine_similarity", lambda: ((_A, _N), {}), id="every-norm-below-eps",
             options=dict(eps=5.0), grad=(0, 1)),
     Extreme("cosine_similarity", lambda: ((_BIG, _BIG), {}), id="huge-norms", grad=(0, 1)),
-    # triplet: anchor = positive, distance eps * sqrt(D) (or exactly 0 with eps=0); with swap, d(a,n) = d(p,n) ties
+    # triplet: anchor = positive, distance eps * sqrt(D) (or exactly 0 with eps=0); with swap,
+    # d(a,n) = d(p,n) ties
     *[Extreme("triplet_margin_loss", lambda: ((_A, _A.clone(), _N), {}),
               id=f"anchor-is-positive-{label}",
               options=dict(margin=10.0, reduction="sum", **o), grad=(0, 1, 2))

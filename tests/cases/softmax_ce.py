@@ -1,4 +1,5 @@
-"""Cases of the softmax family and the cross-entropy losses: softmax, log_softmax, nll_loss, cross_entropy."""
+"""Cases of the softmax family and the cross-entropy losses: softmax, log_softmax, nll_loss,
+cross_entropy."""
 
 import math
 
@@ -30,7 +31,7 @@ def _logits(draw, options):
 
 def _softmax_cases(name, module):
     dims = [dict(dim=0), dict(dim=-1), dict(dim=1),
-            dict()]  # {} : the deprecated implicit dim, with its warning
+            {}]  # no dim: the deprecated implicit choice, with its warning
     return [
         Case(name, _logits, dims, module=module, reference=True, examples=4),
         # dtype= casts first; the gradient flows back through the cast. Upcasts only: a float32
@@ -62,7 +63,7 @@ def _class_index_sample(weighted):
         # about a quarter of the targets carry the ignore_index (torch's default -100 too)
         ignored = draw.rand(*tshape, dtype=torch.float64) < 0.25
         target = torch.where(ignored, options.get("ignore_index", -100), target)
-        target.view(-1)[0] = 0  # one counted target, so 'mean' is finite (all-ignored is an Extreme)
+        target.view(-1)[0] = 0  # one counted target: 'mean' is finite (all-ignored is an Extreme)
         kwargs = {"weight": draw.rand(c, low=0.1, high=2.0)} if weighted else {}
         return (draw.randn(*shape, scale=2.0), target), kwargs
 
@@ -73,7 +74,8 @@ def _class_cases(name, module, options, weighted_options, **kw):
     return [
         Case(name, _class_index_sample(False), options, module=module, reference=True,
              id_options=_label, **kw),
-        # torch: the gradient w.r.t. the weight of a class-index loss is not implemented (weight not in grad)
+        # torch: the gradient w.r.t. the weight of a class-index loss is not implemented (weight
+        # not in grad)
         Case(name, _class_index_sample(True), weighted_options, module=module, reference=True,
              id_options=lambda o: _label(o, weighted=True), **kw),
     ]
@@ -125,7 +127,8 @@ CASES = [
          grid(reduction=REDUCTIONS, label_smoothing=[0.0, 0.2]),
          module="CrossEntropyLoss", grad=(0, 1), reference=True, examples=4,
          id_options=_prob_label(False)),
-    # (the module test differentiates positional arguments only: the weight is a constructor argument)
+    # (the module test differentiates positional arguments only: the weight is a constructor
+    # argument)
     Case("cross_entropy", _probability_sample(True),
          grid(reduction=REDUCTIONS, label_smoothing=[0.2]),
          grad=(0, 1, "weight"), reference=True, examples=4, id_options=_prob_label(True)),
@@ -150,14 +153,16 @@ X, T = torch.randn(3, 5), torch.tensor([1, 0, 4])
 REJECTIONS = [
     # target dtype
     R("cross_entropy", _ce(X, T.float()),
-      r"expected target dtype to be Long or Byte, but got Float: .*int64 or torch.uint8.* dtype torch.float32",
+      r"expected target dtype to be Long or Byte, but got Float: .*int64 or torch.uint8.* "
+      r"dtype torch.float32",
       "float-target-with-class-index-shape", module="CrossEntropyLoss"),
     R("cross_entropy", _ce(X, T.int()), r"got target of dtype torch.int32", "int32-target"),
     R("cross_entropy", _ce(X, torch.zeros(3, 5, dtype=torch.long)),
       r"Expected floating point type for target with class probabilities, got Long: .*torch.int64",
       "integer-probabilities"),
     R("cross_entropy", _ce(torch.randn(2, 3, 4, 4), torch.zeros(2, 4, 4, dtype=torch.uint8)),
-      r"expected scalar type Long but found Byte: .*must be torch.int64, got target of dtype torch.uint8",
+      r"expected scalar type Long but found Byte: .*must be torch.int64, "
+      r"got target of dtype torch.uint8",
       "uint8-target-with-spatial-input"),
     R("nll_loss", _ce(X, T.float()), r"got target of dtype torch.float32", "float-target"),
     # target shape
@@ -203,7 +208,8 @@ REJECTIONS = [
       _ce(torch.randn(2, 3, 4), torch.zeros(2, 4, dtype=torch.long), weight=torch.ones(4)),
       r"all 3 classes .*weight of shape \(4,\)", "kdim-weight-length"),
     R("cross_entropy", _ce(X, T, weight=torch.ones(5, dtype=torch.float64)),
-      r"expected scalar type Float but found Double: weight must have the input's dtype \(torch.float32\), "
+      r"expected scalar type Float but found Double: weight must have the input's dtype "
+      r"\(torch.float32\), "
       r"got torch.float64", "weight-dtype"),
     R("cross_entropy", _ce(X, T, label_smoothing=1.5),
       r"label_smoothing must be between 0.0 and 1.0, got 1.5",
