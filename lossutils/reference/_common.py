@@ -5,20 +5,28 @@ from __future__ import annotations
 import numpy as np
 
 
-def reduce(loss: np.ndarray, reduction: str = "mean"):
+def reduce(loss: np.ndarray, reduction: str = "mean", total=None):
+    """``'none'``: the losses; ``'sum'``: their sum; ``'mean'``: that sum over ``total``
+    (default: their number; an empty mean is nan, and so is 0 / 0, as in torch)."""
     if reduction == "none":
         return loss
     if reduction == "sum":
         return loss.sum()
-    return loss.mean() if loss.size else np.float64(np.nan)
+    if total is None:
+        return loss.mean() if loss.size else np.float64(np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return loss.sum() / total
 
 
-def reduce_backward(grad_output, shape, reduction: str = "mean"):
+def reduce_backward(grad_output, shape, reduction: str = "mean", total=None):
     """d reduce(loss) / d loss_n, times grad_output, as an array of ``shape``."""
     grad_output = np.asarray(grad_output)
     if reduction == "none":
         return np.broadcast_to(grad_output, shape)
-    scale = grad_output / max(int(np.prod(shape)), 1) if reduction == "mean" else grad_output
+    scale = grad_output
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = grad_output / (max(int(np.prod(shape)), 1) if total is None else total)
     return np.full(shape, scale, dtype=np.result_type(grad_output, np.float64))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import reduce, unbroadcast
+from ._common import reduce, reduce_backward, unbroadcast
 
 __all__ = ["kl_div", "kl_div_backward"]
 
@@ -32,8 +32,8 @@ def kl_div(input, target, reduction: str = "mean", log_target: bool = False):
     size)."""
     x, y = np.broadcast_arrays(np.asarray(input), np.asarray(target))
     loss = _pointwise(x, y, log_target)
-    if reduction == "batchmean":
-        return loss.sum() / _divisor(np.asarray(input), reduction)
+    if reduction == "batchmean":  # the sum over the batch size
+        return reduce(loss, "mean", _divisor(np.asarray(input), reduction))
     return reduce(loss, reduction)
 
 
@@ -42,9 +42,9 @@ def kl_div_backward(grad_output, input, target, reduction: str = "mean", log_tar
     factor."""
     x, y = np.broadcast_arrays(np.asarray(input), np.asarray(target))
     g = np.asarray(grad_output, dtype=np.float64)
-    if reduction == "mean":
-        g = g / max(x.size, 1)
-    elif reduction == "batchmean":
-        g = g / _divisor(np.asarray(input), reduction)
-    grad = -(np.exp(y) if log_target else y) * np.broadcast_to(g, x.shape)
+    if reduction == "batchmean":  # the sum over the batch size
+        g = reduce_backward(g, x.shape, "mean", _divisor(np.asarray(input), reduction))
+    else:
+        g = reduce_backward(g, x.shape, reduction)
+    grad = -(np.exp(y) if log_target else y) * g
     return unbroadcast(grad, np.shape(input))
