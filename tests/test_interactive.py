@@ -4,6 +4,7 @@ Vega-Lite, the live controls redraw, and the vendored JavaScript is intact."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import math
@@ -47,6 +48,34 @@ def test_import_needs_no_display_or_widgets():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def _relative_imports(path) -> set[str]:
+    """The sibling modules ``path`` imports, at the top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found |= {node.module} if node.module else {a.name for a in node.names}
+    return found
+
+
+def test_the_package_has_no_import_cycle():
+    """The declaration is a leaf; the renderings import it; core imports the renderings."""
+    folder = ROOT / "lossutils" / "interactive"
+    graph = {p.stem: _relative_imports(p) for p in folder.glob("*.py")}
+    assert graph["declaration"] == set()
+    assert graph["live"] == graph["static"] == {"declaration"}
+
+    def reachable(module: str) -> set[str]:
+        seen, todo = set(), list(graph[module])
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo.extend(graph.get(name, ()))
+        return seen
+
+    assert not [m for m in graph if m in reachable(m)], graph
 
 
 def test_mode_follows_the_environment(monkeypatch):
