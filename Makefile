@@ -16,6 +16,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JB_FLAGS := -n -W --keep-going
 PORT   ?= 8000
+# What ruff checks (its rules: pyproject.toml, [tool.ruff]).
+LINTED := lossutils tests book_ext benchmarks scripts conftest.py
 
 .PHONY: book test test-package lab serve clean browser
 
@@ -44,7 +46,10 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 
+# Lint first (a finding fails the run), then the docstring examples, then the tests.
 test: $(STAMP) browser
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/python -m pytest -q --doctest-modules lossutils
 	$(BIN)/python -m pytest -n 2
 
 # lossutils' own tests, without the book or a browser: what CI runs on the

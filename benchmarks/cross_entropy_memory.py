@@ -72,7 +72,8 @@ def _rss_kib() -> tuple[int, int]:
 
 
 def _reset_peak() -> bool:
-    """Reset the kernel's peak-RSS mark to the current RSS (Linux >= 4.0: ``echo 5 > clear_refs``)."""
+    """Reset the kernel's peak-RSS mark to the current RSS (Linux >= 4.0:
+    ``echo 5 > clear_refs``)."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -102,7 +103,8 @@ def worker(impl: str, n: int, c: int, dtype: str, repeats: int, threads: int) ->
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     peak = _rss_kib()[1] if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"impl": impl, "times": times, "cpu": cpu, "peak_mib": (peak - base) / 1024, "reset": reset,
+    return {"impl": impl, "times": times, "cpu": cpu, "peak_mib": (peak - base) / 1024,
+            "reset": reset,
             "tensor_mib": x.numel() * x.element_size() / 2**20, "threads": torch.get_num_threads()}
 
 
@@ -126,7 +128,8 @@ def compare(n: int, c: int, dtype: str) -> dict:
 
 
 def _run(args: list[str]) -> dict:
-    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                          check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -155,7 +158,8 @@ def main() -> None:
         for impl in runs:  # alternate, so drifting load hits both alike
             runs[impl].append(_run(["--worker", impl, *shape]))
     print(f"cross_entropy forward+backward, input ({a.n}, {a.c}) {a.dtype} "
-          f"({runs['torch'][0]['tensor_mib']:.0f} MiB), {a.processes} processes x {a.repeats} steps, "
+          f"({runs['torch'][0]['tensor_mib']:.0f} MiB), "
+          f"{a.processes} processes x {a.repeats} steps, "
           f"{runs['torch'][0]['threads']} threads")
     summary = {}
     for impl, rs in runs.items():
@@ -163,18 +167,21 @@ def main() -> None:
         cpu = [t for r in rs for t in r["cpu"]]
         peak = max(r["peak_mib"] for r in rs)
         summary[impl] = (statistics.median(times), min(times), statistics.median(cpu), peak)
-        print(f"  {impl:10s} wall median {statistics.median(times) * 1e3:7.1f} ms (min {min(times) * 1e3:.1f}, "
+        print(f"  {impl:10s} wall median {statistics.median(times) * 1e3:7.1f} ms "
+              f"(min {min(times) * 1e3:.1f}, "
               f"max {max(times) * 1e3:.1f}), cpu median {statistics.median(cpu) * 1e3:7.1f} ms, "
               f"peak growth {peak:7.1f} MiB")
     t, o = summary["torch"], summary["lossutils"]
-    print(f"  ratio lossutils / torch: wall median {o[0] / t[0]:.2f}x, wall min {o[1] / t[1]:.2f}x, "
+    print(f"  ratio lossutils / torch: wall median {o[0] / t[0]:.2f}x, "
+          f"wall min {o[1] / t[1]:.2f}x, "
           f"cpu median {o[2] / t[2]:.2f}x, peak memory {o[3] / t[3]:.2f}x")
     if not all(r["reset"] for rs in runs.values() for r in rs):
         print("  (peak from getrusage maxrss: /proc/self/clear_refs was not writable)")
     check = _run(["--compare", *shape])
     print(f"  |loss difference| {check['loss_abs_diff']:.3g}, max |grad difference| "
           f"{check['grad_max_abs_diff']:.3g} (max |grad| {check['grad_max_abs']:.3g}, "
-          f"{check['grad_equal_elements'] * 100:.1f}% of elements bitwise equal), allclose: {check['allclose']}")
+          f"{check['grad_equal_elements'] * 100:.1f}% of elements bitwise equal), "
+          f"allclose: {check['allclose']}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Peak memory and time of linear + cross-entropy at LLM scale: naive, torch, torch chunked, lossutils.
+"""Peak memory and time of linear + cross-entropy at LLM scale: naive, torch, torch chunked and
+lossutils.
 
 Every (method, vocabulary size) pair runs forward + backward in a fresh child
 process, so each peak belongs to that method alone. How peak CPU memory is
@@ -33,7 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 METHODS = ("naive", "torch", "torch_chunked", "lossutils")
@@ -41,7 +42,8 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def _naive(x, W, target):
-    """The textbook way: full logits, log-softmax from max/exp/sum/log, then NLL; autograd keeps it all."""
+    """The textbook way: full logits, log-softmax from max/exp/sum/log, then NLL; autograd keeps
+    it all."""
     import torch
 
     logits = x @ W.T
@@ -59,7 +61,8 @@ def _loss_fn(method):
         import lossutils.functional as LF
 
         return LF.linear_cross_entropy
-    functional = getattr(torch.nn, "functional")  # the benchmark calls torch's loss on purpose
+    import torch.nn.functional as functional  # the benchmark calls torch's loss on purpose
+
     if method == "torch":
         return lambda x, W, t: functional.linear_cross_entropy(x, W, t)
     options = torch.nn.LinearCrossEntropyOptions()
@@ -80,8 +83,10 @@ def child(method: str, tokens: int, hidden: int, vocab: int, repeats: int, threa
     torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(0)
     fn = _loss_fn(method)
-    # warm-up on a tiny problem: kernels, thread pool and lazily loaded libraries are in the baseline
-    small = (torch.randn(8, hidden, requires_grad=True), torch.randn(64, hidden, requires_grad=True))
+    # warm-up on a tiny problem: kernels, thread pool and lazily loaded libraries are in the
+    # baseline
+    small = (torch.randn(8, hidden, requires_grad=True),
+             torch.randn(64, hidden, requires_grad=True))
     fn(*small, torch.randint(0, 64, (8,))).backward()
     del small
     x = (torch.randn(tokens, hidden, generator=gen) / hidden**0.5).requires_grad_()
@@ -100,15 +105,16 @@ def child(method: str, tokens: int, hidden: int, vocab: int, repeats: int, threa
         start = time.perf_counter()
         fn(x, W, target).backward()
         times.append(time.perf_counter() - start)
-    return dict(method=method, tokens=tokens, hidden=hidden, vocab=vocab, dtype="float32", threads=threads,
+    return dict(method=method, tokens=tokens, hidden=hidden, vocab=vocab, dtype="float32",
+                threads=threads,
                 peak_mib=round(peak, 1), time_s=round(statistics.median(times or [first]), 4),
                 times_s=[round(t, 4) for t in times], first_s=round(first, 4), loss=value,
                 logits_mib=tokens * vocab * 4 / 2**20)
 
 
 def run_child(method, tokens, hidden, vocab, repeats, threads) -> dict:
-    cmd = [sys.executable, __file__, "--child", method, str(tokens), str(hidden), str(vocab), str(repeats),
-           str(threads)]
+    cmd = [sys.executable, __file__, "--child", method, str(tokens), str(hidden), str(vocab),
+           str(repeats), str(threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{method} V={vocab} failed:\n{out.stderr}")
@@ -122,7 +128,8 @@ def main(argv=None):
     parser.add_argument("--vocab", type=int, nargs="+", default=[4096, 8192, 16384, 32768])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per child (the machine is shared)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per child (the machine is shared)")
     parser.add_argument("--out", type=Path, default=RESULTS / "linear_cross_entropy")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -135,10 +142,12 @@ def main(argv=None):
         for method in args.methods:
             row = run_child(method, args.tokens, args.hidden, vocab, args.repeats, args.threads)
             rows.append(row)
-            print(f"V={vocab:6d} {method:14s} peak {row['peak_mib']:8.1f} MiB  time {row['time_s']:7.3f} s  "
+            print(f"V={vocab:6d} {method:14s} peak {row['peak_mib']:8.1f} MiB  "
+                  f"time {row['time_s']:7.3f} s  "
                   f"(runs {row['times_s']})", flush=True)
     print()
-    print(f"{'V':>6s} {'method':14s} {'peak/chunked':>12s} {'time/chunked':>12s} {'peak/torch':>10s} {'time/torch':>10s}")
+    print(f"{'V':>6s} {'method':14s} {'peak/chunked':>12s} {'time/chunked':>12s} "
+          f"{'peak/torch':>10s} {'time/torch':>10s}")
     for vocab in args.vocab:
         by = {r["method"]: r for r in rows if r["vocab"] == vocab}
         for method, r in by.items():
@@ -147,11 +156,14 @@ def main(argv=None):
                 b = by.get(ref)
                 ratios += [r["peak_mib"] / b["peak_mib"] if b else float("nan"),
                            r["time_s"] / b["time_s"] if b else float("nan")]
-            print(f"{vocab:6d} {method:14s} {ratios[0]:12.2f} {ratios[1]:12.2f} {ratios[2]:10.2f} {ratios[3]:10.2f}")
-    meta = dict(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), python=platform.python_version(),
+            print(f"{vocab:6d} {method:14s} {ratios[0]:12.2f} {ratios[1]:12.2f} "
+                  f"{ratios[2]:10.2f} {ratios[3]:10.2f}")
+    meta = dict(date=datetime.now(UTC).isoformat(timespec="seconds"),
+                python=platform.python_version(),
                 machine=platform.machine(), cpus=os.cpu_count(), command=" ".join(sys.argv),
                 torch=__import__("torch").__version__,
-                peak_memory="ru_maxrss of a fresh child after one forward+backward minus its ru_maxrss "
+                peak_memory="ru_maxrss of a fresh child after one forward+backward minus its "
+                            "ru_maxrss "
                             "after importing torch, a tiny warm-up pass and allocating the inputs")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))

@@ -35,7 +35,8 @@ def _resolve(app, env, node, contnode):
     if full is None or full == target:
         return None
     domain = env.get_domain("py")
-    return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], full, node, contnode)
+    return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], full, node,
+                               contnode)
 
 
 def setup(app):

@@ -22,7 +22,8 @@ def _rewrite(app, pagename, templatename, context, doctree):
     for group in context.get("header_buttons", []):
         for button in group.get("buttons", []) if isinstance(group, dict) else []:
             if button.get("text") == "Colab":
-                button["url"] = f"{colab}/github/{org_repo}/blob/{NOTEBOOKS_BRANCH}/{pagename}.ipynb"
+                notebook = f"{org_repo}/blob/{NOTEBOOKS_BRANCH}/{pagename}.ipynb"
+                button["url"] = f"{colab}/github/{notebook}"
 
 
 def setup(app):

@@ -38,7 +38,8 @@ VENDORED = ("vega/", "mathjax/")
 
 def _keep_vendored_off_other_pages(app, config):
     config.html_js_files = [entry for entry in config.html_js_files
-                            if not (entry[0] if isinstance(entry, tuple) else entry).startswith(VENDORED)]
+                            if not (entry[0] if isinstance(entry,
+                                                           tuple) else entry).startswith(VENDORED)]
 
 
 def _add_vega(app, pagename, templatename, context, doctree):
@@ -54,7 +55,8 @@ def _drop_thebe_when_off(app, pagename, templatename, context, doctree):
     kept, bodies = [], set()
     for js in context.get("script_files", []):
         body = js.attributes.get("body", "") if hasattr(js, "attributes") else ""
-        if not thebe_on and ("THEBE_JS_URL" in body or str(js.filename or "").endswith("sphinx-thebe.js")):
+        is_thebe = "THEBE_JS_URL" in body or str(js.filename or "").endswith("sphinx-thebe.js")
+        if not thebe_on and is_thebe:
             continue
         if body and not js.filename:
             if body in bodies:

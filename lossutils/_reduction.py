@@ -1,9 +1,11 @@
-"""Reductions: the one place that validates ``reduction`` and maps the legacy flags.
+"""Reductions: the one place that validates ``reduction``, maps the legacy flags,
+reduces the elementwise losses and chains a gradient back through that reduction.
 
-Mirrors ``torch/nn/_reduction.py``: every loss resolves its reduction here, so
-the rules (and torch's messages and warnings) live in exactly one place.
-The backward helper is the other half: whatever ``reduce`` does to the
-elementwise losses, ``reduce_backward`` undoes on their gradient.
+Mirrors ``torch/nn/_reduction.py``: every loss resolves and applies its
+reduction here, so the rules (and torch's messages and warnings) live in
+exactly one place. Whatever :func:`reduce` does to the elementwise losses
+:math:`l_n`, :func:`reduction_grad` and :func:`reduce_backward` undo on their
+gradient.
 """
 
 from __future__ import annotations
@@ -15,13 +17,30 @@ from torch import Tensor
 
 REDUCTIONS = ("none", "mean", "sum")
 
+# torch words its refusal of a reduction three ways, depending on who checks it:
+# ``torch.nn._reduction.get_enum`` (most losses), two losses that test the string
+# themselves, and the weighted branch of l1/mse/huber. Each message keeps torch's
+# words and adds what was expected.
+GET_ENUM = "{reduction} is not a valid value for reduction (expected one of {choices})"
+NOT_VALID = "{reduction} is not valid: reduction must be one of {choices}"
+INVALID_MODE = ("Invalid reduction mode: {reduction}. Expected one of {choices} (with a weight, "
+                "the deprecated 'elementwise_mean' is not accepted either).")
 
-def check_reduction(reduction: str, accept_deprecated: bool = True) -> str:
+
+def check_reduction(reduction: str, accept_deprecated: bool = True, message: str = GET_ENUM,
+                    choices: tuple[str, ...] = REDUCTIONS) -> str:
     """Return ``reduction`` if torch accepts it, else raise torch's ``ValueError``.
 
     ``'elementwise_mean'`` is torch's deprecated spelling of ``'mean'``: accepted
     with its warning, like ``torch.nn._reduction.get_enum`` -- except by the
     losses that check ``reduction`` themselves (``accept_deprecated=False``).
+    ``message`` is the wording of the loss's own check (:data:`GET_ENUM`,
+    :data:`NOT_VALID` or :data:`INVALID_MODE`); ``choices`` what it accepts.
+
+    >>> check_reduction("avg")
+    Traceback (most recent call last):
+    ...
+    ValueError: avg is not a valid value for reduction (expected one of 'none', 'mean', 'sum')
     """
     if reduction == "elementwise_mean" and accept_deprecated:
         warnings.warn(
@@ -29,15 +48,13 @@ def check_reduction(reduction: str, accept_deprecated: bool = True) -> str:
             stacklevel=3,
         )
         return "mean"
-    if reduction not in REDUCTIONS:
-        raise ValueError(
-            f"{reduction} is not a valid value for reduction "
-            f"(expected one of {', '.join(map(repr, REDUCTIONS))})"
-        )
+    if reduction not in choices:
+        raise ValueError(message.format(reduction=reduction, choices=", ".join(map(repr, choices))))
     return reduction
 
 
-def legacy_get_string(size_average: bool | None, reduce: bool | None, emit_warning: bool = True) -> str:
+def legacy_get_string(size_average: bool | None, reduce: bool | None,
+                      emit_warning: bool = True) -> str:
     """Map the legacy ``size_average`` / ``reduce`` pair to a reduction string.
 
     ============  ======  ===========
@@ -60,39 +77,68 @@ def legacy_get_string(size_average: bool | None, reduce: bool | None, emit_warni
         ret = "none"
     if emit_warning:
         warnings.warn(
-            f"size_average and reduce args will be deprecated, please use reduction='{ret}' instead.",
+            f"size_average and reduce args will be deprecated, please use reduction='{ret}' "
+            "instead.",
             stacklevel=3,
         )
     return ret
 
 
+def legacy_or(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
+    """The legacy flags' reduction when either is given, else ``reduction`` *unchecked*:
+    for the losses that validate the string later than torch's other checks."""
+    if size_average is not None or reduce is not None:
+        return legacy_get_string(size_average, reduce)
+    return reduction
+
+
 def resolve(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
-    """What every ``F.*_loss`` does first: legacy flags, when given, override ``reduction``."""
+    """What most ``F.*_loss`` do first: legacy flags, when given, override ``reduction``;
+    otherwise ``reduction`` is checked (``'elementwise_mean'`` accepted, with its warning)."""
     if size_average is not None or reduce is not None:
         return legacy_get_string(size_average, reduce)
     return check_reduction(reduction)
 
 
-def reduce(loss: Tensor, reduction: str) -> Tensor:
-    """Apply ``reduction`` to the unreduced losses ``l_n``: ``none`` | ``mean`` | ``sum``."""
+def reduce(loss: Tensor, reduction: str, total: Tensor | float | None = None) -> Tensor:
+    """Apply ``reduction`` to the unreduced losses :math:`l_n`: ``'none'`` returns them,
+    ``'sum'`` adds them, ``'mean'`` divides that sum by ``total`` (default: their number,
+    so an empty ``'mean'`` is nan, as in torch).
+
+    >>> reduce(torch.tensor([1.0, 2.0, 6.0]), "mean"), reduce(torch.tensor([1.0, 2.0]), "mean", 4)
+    (tensor(3.), tensor(0.7500))
+    """
     if reduction == "none":
         return loss
     if reduction == "sum":
         return loss.sum()
-    return loss.mean()
+    return loss.mean() if total is None else loss.sum() / total
 
 
-def reduce_backward(grad_loss: Tensor, reduction: str, grad_output: Tensor) -> Tensor:
-    r"""Chain ``grad_output`` through :func:`reduce`.
+def reduction_grad(grad_output: Tensor, reduction: str, count: int,
+                   total: Tensor | float | None = None) -> Tensor:
+    r""":math:`\partial L / \partial l_n` times the incoming gradient, for :func:`reduce`.
 
-    ``grad_loss`` is :math:`\partial l_n / \partial x_n` for every element. For
-    ``none`` the incoming gradient has the shape of ``l``; for ``sum`` it is a
-    scalar copied to every element; for ``mean`` that scalar is divided by the
-    number of elements :math:`N`.
+    ``'none'``: the incoming gradient itself (one per :math:`l_n`); ``'sum'``: the
+    incoming scalar, shared by every :math:`l_n`; ``'mean'``: that scalar divided by
+    ``total`` (default: ``count``, the number of :math:`l_n`, at least 1).
     """
     if reduction == "mean":
-        return grad_loss * (grad_output / max(grad_loss.numel(), 1))
-    return grad_loss * grad_output
+        return grad_output / (max(count, 1) if total is None else total)
+    return grad_output
+
+
+def reduce_backward(grad_loss: Tensor, reduction: str, grad_output: Tensor,
+                    total: Tensor | float | None = None) -> Tensor:
+    r"""Chain ``grad_output`` through :func:`reduce`.
+
+    ``grad_loss`` is :math:`\partial l_n / \partial x_n` for every element: the
+    result is ``grad_loss`` times :func:`reduction_grad`. For ``none`` the incoming
+    gradient has the shape of ``l``; for ``sum`` it is a scalar copied to every
+    element; for ``mean`` that scalar is divided by the number of elements
+    :math:`N` (or by ``total``).
+    """
+    return grad_loss * reduction_grad(grad_output, reduction, grad_loss.numel(), total)
 
 
 def sum_to_shape(grad: Tensor, shape: torch.Size) -> Tensor:
@@ -100,5 +146,6 @@ def sum_to_shape(grad: Tensor, shape: torch.Size) -> Tensor:
     if grad.shape == shape:
         return grad
     lead = grad.dim() - len(shape)
-    dims = list(range(lead)) + [lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1]
+    dims = list(range(lead)) + [lead + i for i, n in enumerate(shape)
+                                if n == 1 and grad.shape[lead + i] != 1]
     return grad.sum(dim=dims, keepdim=True).reshape(shape) if dims else grad.reshape(shape)

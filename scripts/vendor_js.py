@@ -87,7 +87,8 @@ def refresh() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name, (version, folder, files) in PINS.items():
-            out = subprocess.run(["npm", "pack", f"{name}@{version}", "--json", "--pack-destination", str(tmp)],
+            out = subprocess.run(["npm", "pack", f"{name}@{version}", "--json",
+                                  "--pack-destination", str(tmp)],
                                  check=True, capture_output=True, text=True).stdout
             info = json.loads(out)[0]
             unpacked = tmp / name
@@ -115,7 +116,8 @@ def check() -> list[str]:
     for name, (version, _, _) in PINS.items():
         entry = manifest.get(name)
         if entry is None or entry["version"] != version:
-            problems.append(f"{name}: VERSIONS has {entry and entry['version']}, the pin is {version}")
+            problems.append(f"{name}: VERSIONS has {entry and entry['version']}, "
+                            f"the pin is {version}")
             continue
         for rel, digest in entry["files"].items():
             path = VENDOR / rel
@@ -128,7 +130,8 @@ def check() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="verify vendor/ against vendor/VERSIONS, offline")
+    parser.add_argument("--check", action="store_true",
+                        help="verify vendor/ against vendor/VERSIONS, offline")
     args = parser.parse_args(argv)
     if args.check:
         problems = check()

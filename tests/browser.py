@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-gpu"]
-NO_CHROMIUM = ("browser tests need Debian's Chromium at /usr/bin/chromium: run `apt-get install chromium` "
+NO_CHROMIUM = ("browser tests need Debian's Chromium at /usr/bin/chromium: run "
+               "`apt-get install chromium` "
                "as root (`CI=true make test` does it); never `playwright install`")
 
 FIGURE = ".lossutils-figure"
@@ -49,7 +50,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 def serve(directory: pathlib.Path, prefix: str = "/"):
     """Serve ``directory`` at ``http://127.0.0.1:<free port><prefix>``; yields that URL."""
     prefix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
-    handler = functools.partial(type("Handler", (_Handler,), {"prefix": prefix}), directory=str(directory))
+    handler = functools.partial(type("Handler", (_Handler,), {"prefix": prefix}),
+                                directory=str(directory))
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -63,8 +65,9 @@ def serve(directory: pathlib.Path, prefix: str = "/"):
 
 def pages(site: pathlib.Path) -> list[str]:
     """Every HTML page of the site, as paths relative to its root."""
-    return sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html")
-                  if "_static" not in p.relative_to(site).parts and "_sources" not in p.relative_to(site).parts)
+    relative = (p.relative_to(site) for p in site.rglob("*.html"))
+    return sorted(p.as_posix() for p in relative
+                  if "_static" not in p.parts and "_sources" not in p.parts)
 
 
 @dataclass
@@ -113,11 +116,17 @@ def watch(page, base: str, visit: Visit) -> None:
     def on_response(response):
         if response.status >= 400:
             visit.failed.append(f"{response.status} {response.url}")
+        elif 300 <= response.status < 400:
+            return  # a redirect has no body: what it leads to is counted when it arrives
         elif urlsplit(response.url).netloc == local:
-            try:
-                visit.bytes_by_url[response.url] = len(response.body())
-            except Exception:  # a redirect has no body
-                pass
+            # Weighed by its header, not by reading the body: a page that moves on at once
+            # (index.html's refresh) has no body left to read. The local server sends the
+            # header with every file, so a response without one is a failure, never a 0.
+            length = response.headers.get("content-length")
+            if length is None:
+                visit.failed.append(f"no Content-Length to weigh {response.url}")
+            else:
+                visit.bytes_by_url[response.url] = int(length)
 
     def on_failed(request):
         if request.url not in visit.foreign:

@@ -28,7 +28,8 @@ if "IPYTHONDIR" not in os.environ or os.environ.get("LOSSUTILS_TEST_IPYTHONDIR")
 
 # CI and `make test` are deterministic (derandomize: the same examples every
 # run, so a red CI is reproducible); HYPOTHESIS_PROFILE=explore searches anew.
-_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+_common = dict(deadline=None,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                      HealthCheck.filter_too_much])
 settings.register_profile("default", derandomize=True, database=None, **_common)
 settings.register_profile("explore", derandomize=False, **_common)
@@ -49,8 +50,8 @@ class BuiltBook:
 
 def build_book(output: pathlib.Path) -> BuiltBook:
     """Build the executed site from scratch (a fresh jupyter-cache) into ``output``."""
-    cmd = [str(VENV_BIN / "jupyter-book"), "build", "--all", str(ROOT), "--path-output", str(output),
-           "-n", "-W", "--keep-going"]
+    cmd = [str(VENV_BIN / "jupyter-book"), "build", "--all", str(ROOT), "--path-output",
+           str(output), "-n", "-W", "--keep-going"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     return BuiltBook(output / "_build" / "html", proc.stdout + proc.stderr, proc.returncode)
 

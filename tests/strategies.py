@@ -20,7 +20,8 @@ def dims(min_value: int = 1, max_value: int = 5):
 
 def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 5):
     """A tensor shape; ``min_side=0`` allows empty tensors."""
-    return st.lists(st.integers(min_side, max_side), min_size=min_dims, max_size=max_dims).map(tuple)
+    return st.lists(st.integers(min_side, max_side), min_size=min_dims,
+                    max_size=max_dims).map(tuple)
 
 
 def seeds():
@@ -64,7 +65,8 @@ class Draw:
 def grid(**axes) -> list[dict]:
     """Every combination of the option values: ``grid(reduction=[...], beta=[...])``."""
     keys = list(axes)
-    return [dict(zip(keys, values)) for values in itertools.product(*(axes[k] for k in keys))]
+    return [dict(zip(keys, values, strict=True))
+            for values in itertools.product(*(axes[k] for k in keys))]
 
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -81,5 +83,6 @@ LEGACY = (
 def broadcastable(shape: tuple):
     """A shape that broadcasts to ``shape``: some sides set to 1, some leading dims dropped."""
     return st.tuples(
-        st.integers(0, len(shape)), st.lists(st.booleans(), min_size=len(shape), max_size=len(shape))
-    ).map(lambda t: tuple(1 if one else n for n, one in zip(shape, t[1]))[t[0]:])
+        st.integers(0, len(shape)),
+        st.lists(st.booleans(), min_size=len(shape), max_size=len(shape))
+    ).map(lambda t: tuple(1 if one else n for n, one in zip(shape, t[1], strict=True))[t[0]:])

@@ -47,7 +47,8 @@ def test_book_builds_without_warnings_or_cell_errors(built_book):
             problems.append(line)
         elif "Traceback" in line:
             problems.append("\n".join(lines[max(i - 3, 0):i + 20]))
-    assert built_book.returncode == 0 and not problems, "\n".join(problems[:40]) or built_book.log[-3000:]
+    report = "\n".join(problems[:40]) or built_book.log[-3000:]
+    assert built_book.returncode == 0 and not problems, report
 
 
 @pytest.mark.parametrize("page", toc_files())
@@ -66,7 +67,8 @@ def test_chapter_runs_alone_in_a_fresh_kernel(chapter):
     Jupyter and the book build run it, offline."""
     path = ROOT / f"{chapter}.md"
     nb = jupytext.read(path)
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
@@ -75,6 +77,7 @@ def test_chapter_runs_alone_in_a_fresh_kernel(chapter):
     assert not errors, errors[0].get("evalue")
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
-    (artifacts / f"time-{pathlib.Path(chapter).name}.json").write_text(json.dumps({"chapter": chapter, "seconds": seconds}))
+    timing = json.dumps({"chapter": chapter, "seconds": seconds})
+    (artifacts / f"time-{pathlib.Path(chapter).name}.json").write_text(timing)
     nbformat.validate(nb)
     print(f"{chapter}: {seconds:.1f} s in a fresh kernel")

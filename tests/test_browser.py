@@ -21,8 +21,21 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from browser import (CHROMIUM, CHROMIUM_ARGS, FIGURE, NO_CHROMIUM, WIDGET_SELECTORS, Visit, chart_png,
-                     line_paths, pages, serve, wait_changed, wait_for_figures, watch)
+from browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    FIGURE,
+    NO_CHROMIUM,
+    WIDGET_SELECTORS,
+    Visit,
+    chart_png,
+    line_paths,
+    pages,
+    serve,
+    wait_changed,
+    wait_for_figures,
+    watch,
+)
 from conftest import ROOT
 
 pytestmark = pytest.mark.browser
@@ -61,9 +74,11 @@ def base_url(site):
 def browser():
     if not CHROMIUM.exists():
         pytest.skip(NO_CHROMIUM)
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-test.txt")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is in requirements-test.txt")
     with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 
@@ -80,6 +95,8 @@ def _open(browser, base_url, name, visit):
 @pytest.fixture(scope="session")
 def visits(browser, base_url, site) -> dict[str, Visit]:
     """Every page loaded once, with what it did; a full-page screenshot of each."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     shutil.rmtree(ARTIFACTS, ignore_errors=True)  # no stale screenshot from an earlier run
     ARTIFACTS.mkdir(parents=True)
     result = {}
@@ -90,13 +107,14 @@ def visits(browser, base_url, site) -> dict[str, Visit]:
             if page.query_selector(FIGURE):
                 try:
                     wait_for_figures(page)
-                except Exception as error:  # a timeout: vega missing or the spec rejected
+                except PlaywrightTimeout as error:  # vega missing, or the spec rejected
                     visit.page_errors.append(f"an interactive figure was not drawn: {error}")
                 visit.figures = page.eval_on_selector_all(FIGURE, "els => els.map(e => e.id)")
                 visit.empty_figures = [f for f in visit.figures if not any(line_paths(page, f))]
             if page.query_selector(".math"):
                 # MathJax typesets after load; its promise settles when it is done.
-                page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+                page.wait_for_function(
+                    "() => window.MathJax && MathJax.startup && MathJax.startup.promise")
                 page.evaluate("() => MathJax.startup.promise")
                 if not page.query_selector("mjx-container") or page.query_selector("mjx-merror"):
                     visit.page_errors.append("math on the page was not typeset by MathJax")
@@ -105,7 +123,8 @@ def visits(browser, base_url, site) -> dict[str, Visit]:
             page.screenshot(path=ARTIFACTS / (name.replace("/", "__") + ".png"), full_page=True)
         finally:
             context.close()
-        visit.figure_markup_bytes = sum(len(m.encode()) for m in FIGURE_BLOCK.findall((site / name).read_text()))
+        blocks = FIGURE_BLOCK.findall((site / name).read_text())
+        visit.figure_markup_bytes = sum(len(m.encode()) for m in blocks)
     return result
 
 
@@ -119,7 +138,8 @@ def test_each_chapter_shows_its_interactive_figure(visits):
     built = {name: v for name, v in visits.items() if name in EXPECTED_FIGURES}
     for name, v in built.items():
         wanted = EXPECTED_FIGURES[name]
-        assert any(f"lossutils-{wanted}-" in f for f in v.figures), f"{name}: no {wanted} figure ({v.figures})"
+        assert any(f"lossutils-{wanted}-" in f for f in v.figures), (
+            f"{name}: no {wanted} figure ({v.figures})")
 
 
 def test_every_control_changes_its_figure(browser, base_url, visits):
@@ -131,7 +151,8 @@ def test_every_control_changes_its_figure(browser, base_url, visits):
         try:
             wait_for_figures(page)
             for figure in visit.figures:
-                controls = page.locator(f"#{figure} .vega-bindings input, #{figure} .vega-bindings select")
+                controls = page.locator(
+                    f"#{figure} .vega-bindings input, #{figure} .vega-bindings select")
                 assert controls.count() > 0, f"{name}: figure {figure} has no controls"
                 for i in range(controls.count()):
                     control = controls.nth(i)
@@ -162,10 +183,12 @@ def test_every_control_changes_its_figure(browser, base_url, visits):
                     if value_after == value_before:
                         problems.append(f"{name}: {label} did not move")
                     elif after == before:
-                        problems.append(f"{name}: {label} {value_before} -> {value_after} left the chart unchanged")
+                        problems.append(f"{name}: {label} {value_before} -> {value_after} "
+                                        "left the chart unchanged")
                     elif len(lines_after) != len(lines_before) or not all(lines_after):
                         problems.append(f"{name}: {label} -> {value_after} lost lines "
-                                        f"({len(lines_before)} before, {sum(map(bool, lines_after))} after)")
+                                        f"({len(lines_before)} before, "
+                                        f"{sum(map(bool, lines_after))} after)")
         finally:
             context.close()
     print("\n".join(moved))
@@ -203,8 +226,10 @@ class _Sources(html.parser.HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag in ("script", "img", "iframe", "source", "video", "audio", "embed", "input", "track"):
-            self.urls += [a.get("src") or ""] + [u.split()[0] for u in (a.get("srcset") or "").split(",") if u.strip()]
+        if tag in {"script", "img", "iframe", "source", "video", "audio", "embed", "input",
+                   "track"}:
+            srcset = [u.split()[0] for u in (a.get("srcset") or "").split(",") if u.strip()]
+            self.urls += [a.get("src") or "", *srcset]
         elif tag == "link" and set((a.get("rel") or "").lower().split()) & self.FETCHING_RELS:
             self.urls.append(a.get("href") or "")
         elif tag == "object":
@@ -223,8 +248,10 @@ def test_no_page_or_stylesheet_loads_from_another_host(site):
         text = (site / name).read_text()
         parser.feed(text)
         bad += [f"{name}: {u}" for u in parser.urls if _third_party(u)]
-        bad += [f"{name}: {m}" for m in re.findall(r"""url\(\s*['"]?((?:https?:)?//[^)'"]+)""", text)]
+        bad += [f"{name}: {m}" for m in re.findall(r"""url\(\s*['"]?((?:https?:)?//[^)'"]+)""",
+                                                   text)]
     for css in site.rglob("*.css"):
-        for m in re.findall(r"""(?:url\(\s*['"]?|@import\s+['"])((?:https?:)?//[^)'"]+)""", css.read_text()):
+        for m in re.findall(r"""(?:url\(\s*['"]?|@import\s+['"])((?:https?:)?//[^)'"]+)""",
+                            css.read_text()):
             bad.append(f"{css.relative_to(site)}: {m}")
     assert not bad, "\n".join(bad)

@@ -4,6 +4,7 @@ Vega-Lite, the live controls redraw, and the vendored JavaScript is intact."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import math
@@ -23,16 +24,17 @@ from lossutils.interactive import Curve, InteractiveFigure, Marker, Panel, Slide
 
 @pytest.fixture(scope="module")
 def specs():
-    """Each named figure and its static spec (computed once: the training one trains 22 networks)."""
+    """Each named figure and its static spec (computed once: the training one trains 22
+    networks)."""
     made = [LI.ce_temperature(), LI.regression_losses(), LI.kl_gaussian_fit(), LI.training_lr()]
-    return {fig.name: (fig, fig.vegalite()) for fig in made}
+    return {figure.name: (figure, figure.vegalite()) for figure in made}
 
 
-def stored_curve(fig, spec, panel, label, **values):
+def stored_curve(figure, spec, panel, label, **values):
     """Decode one stored curve of the static chart back to floats (as the browser does)."""
-    p = fig.panels[panel]
+    p = figure.panels[panel]
     k = [c.label for c in p.curves].index(label)
-    rows = [r for r in spec["datasets"][f"{fig.name}-{panel}"]
+    rows = [r for r in spec["datasets"][f"{figure.name}-{panel}"]
             if r["k"] == k and all(math.isclose(r[n], v) if isinstance(v, float) else r[n] == v
                                    for n, v in values.items())]
     assert len(rows) == 1, rows
@@ -43,8 +45,37 @@ def stored_curve(fig, spec, panel, label, **values):
 def test_import_needs_no_display_or_widgets():
     code = ("import sys, lossutils, lossutils.interactive as LI; LI.ce_temperature(); "
             "print(sorted({'ipywidgets', 'matplotlib', 'IPython', 'altair'} & set(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
     assert out.strip() == "[]"
+
+
+def _relative_imports(path) -> set[str]:
+    """The sibling modules ``path`` imports, at the top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found |= {node.module} if node.module else {a.name for a in node.names}
+    return found
+
+
+def test_the_package_has_no_import_cycle():
+    """The declaration is a leaf; the renderings import it; core imports the renderings."""
+    folder = ROOT / "lossutils" / "interactive"
+    graph = {p.stem: _relative_imports(p) for p in folder.glob("*.py")}
+    assert graph["declaration"] == set()
+    assert graph["live"] == graph["static"] == {"declaration"}
+
+    def reachable(module: str) -> set[str]:
+        seen, todo = set(), list(graph[module])
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo.extend(graph.get(name, ()))
+        return seen
+
+    assert not [m for m in graph if m in reachable(m)], graph
 
 
 def test_mode_follows_the_environment(monkeypatch):
@@ -60,7 +91,8 @@ def test_mode_follows_the_environment(monkeypatch):
 
 
 def test_the_book_extension_sets_the_same_variable():
-    spec = importlib.util.spec_from_file_location("static_figures", ROOT / "book_ext" / "static_figures.py")
+    spec = importlib.util.spec_from_file_location("static_figures",
+                                                  ROOT / "book_ext" / "static_figures.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.MODE_ENV == LI.MODE_ENV
@@ -68,36 +100,38 @@ def test_the_book_extension_sets_the_same_variable():
 
 
 def test_static_cross_entropy_is_torchs(specs):
-    fig, spec = specs["ce-temperature"]
-    x = torch.tensor(fig.panels[0].x)
+    figure, spec = specs["ce-temperature"]
+    x = torch.tensor(figure.panels[0].x)
     logits = torch.stack([x, torch.zeros_like(x), torch.zeros_like(x)], dim=1) / 2.0
     target = torch.zeros(len(x), dtype=torch.long)
     for panel, want in ((0, F.cross_entropy(logits, target, reduction="none")),
                         (1, F.softmax(logits, dim=1)[:, 0]),
                         (2, (F.softmax(logits, dim=1)[:, 0] - 1) / 2.0)):
-        got, unit = stored_curve(fig, spec, panel, "at temperature T", T=2.0)
-        lo, hi = fig.domain(panel)
+        got, unit = stored_curve(figure, spec, panel, "at temperature T", T=2.0)
+        lo, hi = figure.domain(panel)
         shown = (want.numpy() >= lo) & (want.numpy() <= hi)
         assert np.abs(got - want.numpy())[shown].max() <= unit / 2 + 1e-12
 
 
 def test_static_regression_losses_are_torchs(specs):
-    fig, spec = specs["regression-losses"]
-    r = torch.tensor(fig.panels[0].x, requires_grad=True)
+    figure, spec = specs["regression-losses"]
+    r = torch.tensor(figure.panels[0].x, requires_grad=True)
     zero = torch.zeros_like(r)
-    for label, kw, loss in (("Huber (δ)", {"delta": 0.7}, F.huber_loss(r, zero, delta=0.7, reduction="none")),
-                            ("SmoothL1 (β)", {"beta": 2.0}, F.smooth_l1_loss(r, zero, beta=2.0, reduction="none")),
+    for label, kw, loss in (("Huber (δ)", {"delta": 0.7},
+                             F.huber_loss(r, zero, delta=0.7, reduction="none")),
+                            ("SmoothL1 (β)", {"beta": 2.0},
+                             F.smooth_l1_loss(r, zero, beta=2.0, reduction="none")),
                             ("L1", {}, F.l1_loss(r, zero, reduction="none"))):
         (grad,) = torch.autograd.grad(loss.sum(), r)
         for panel, want in ((0, loss.detach()), (1, grad)):
-            got, unit = stored_curve(fig, spec, panel, label, **kw)
-            lo, hi = fig.domain(panel)
+            got, unit = stored_curve(figure, spec, panel, label, **kw)
+            lo, hi = figure.domain(panel)
             shown = (want.numpy() >= lo) & (want.numpy() <= hi)
             assert np.abs(got - want.numpy())[shown].max() <= unit / 2 + 1e-12, label
 
 
 def test_static_kl_is_torchs(specs):
-    fig, spec = specs["kl-gaussian-fit"]
+    figure, spec = specs["kl-gaussian-fit"]
     grid = torch.linspace(-7, 7, 1401, dtype=torch.float64)
     dx = grid[1] - grid[0]
 
@@ -105,59 +139,65 @@ def test_static_kl_is_torchs(specs):
         return torch.exp(-0.5 * ((x - mu) / s) ** 2) / (s * math.sqrt(2 * math.pi))
 
     p = 0.5 * pdf(grid, -2.0, 0.6) + 0.5 * pdf(grid, 2.0, 0.6)
-    mus = torch.tensor(fig.panels[1].x)
+    mus = torch.tensor(figure.panels[1].x)
     q = pdf(grid[None], mus[:, None], 1.5)
-    forward = F.kl_div((q * dx).clamp_min(1e-300).log(), (p * dx).expand_as(q), reduction="none").sum(1)
-    reverse = F.kl_div((p * dx).clamp_min(1e-300).log().expand_as(q), q * dx, reduction="none").sum(1)
+    forward = F.kl_div((q * dx).clamp_min(1e-300).log(), (p * dx).expand_as(q),
+                       reduction="none").sum(1)
+    reverse = F.kl_div((p * dx).clamp_min(1e-300).log().expand_as(q), q * dx,
+                       reduction="none").sum(1)
     for label, want in (("forward KL(p‖q)", forward), ("reverse KL(q‖p)", reverse)):
-        got, unit = stored_curve(fig, spec, 1, label, sigma=1.5)
-        shown = want.numpy() <= fig.domain(1)[1]
+        got, unit = stored_curve(figure, spec, 1, label, sigma=1.5)
+        shown = want.numpy() <= figure.domain(1)[1]
         assert shown.sum() > 10 and np.abs(got - want.numpy())[shown].max() <= unit / 2 + 1e-12
 
 
 def test_static_training_curves_learn_and_diverge_where_they_should(specs):
-    fig, spec = specs["training-lr"]
-    slow, _ = stored_curve(fig, spec, 0, "this learning rate", log_lr=-4.0, reduction="mean")
-    good, _ = stored_curve(fig, spec, 0, "this learning rate", log_lr=0.0, reduction="mean")
-    summed, _ = stored_curve(fig, spec, 0, "this learning rate", log_lr=-2.5, reduction="sum")
+    figure, spec = specs["training-lr"]
+    slow, _ = stored_curve(figure, spec, 0, "this learning rate", log_lr=-4.0, reduction="mean")
+    good, _ = stored_curve(figure, spec, 0, "this learning rate", log_lr=0.0, reduction="mean")
+    summed, _ = stored_curve(figure, spec, 0, "this learning rate", log_lr=-2.5, reduction="sum")
     assert abs(slow[0] - math.log(10)) < 0.1 and slow[-1] > 2.0  # ten classes, lr 1e-4 barely moves
     assert good[-1] < 0.3 and summed[-1] < 0.3
     # 'sum' multiplies the gradient by the batch (512): lr 10^-2.5 with 'sum' ~ lr 1.6 with 'mean'
-    final, _ = stored_curve(fig, spec, 1, "after 100 steps", reduction="mean")
-    assert final[np.argmin(final)] < 0.3 and np.argmin(final) == fig.panels[1].x.tolist().index(0.0)
+    final, _ = stored_curve(figure, spec, 1, "after 100 steps", reduction="mean")
+    best = np.argmin(final)
+    assert final[best] < 0.3 and best == figure.panels[1].x.tolist().index(0.0)
 
 
 def test_static_and_live_draw_the_same_numbers(specs):
     import matplotlib
 
     matplotlib.use("Agg")
-    fig, spec = specs["regression-losses"]
-    mpl = fig.draw({"delta": 0.3, "beta": 2.5})
-    lines = {line.get_label(): line.get_ydata() for line in mpl.axes[1].lines}
-    got, unit = stored_curve(fig, spec, 1, "Huber (δ)", delta=0.3)
+    figure, spec = specs["regression-losses"]
+    mpl_figure = figure.draw({"delta": 0.3, "beta": 2.5})
+    lines = {line.get_label(): line.get_ydata() for line in mpl_figure.axes[1].lines}
+    got, unit = stored_curve(figure, spec, 1, "Huber (δ)", delta=0.3)
     assert np.abs(got - lines["Huber (δ)"]).max() <= unit / 2 + 1e-12
-    got, unit = stored_curve(fig, spec, 1, "SmoothL1 (β)", beta=2.5)
+    got, unit = stored_curve(figure, spec, 1, "SmoothL1 (β)", beta=2.5)
     assert np.abs(got - lines["SmoothL1 (β)"]).max() <= unit / 2 + 1e-12
 
 
-@pytest.mark.parametrize("name", ["ce-temperature", "regression-losses", "kl-gaussian-fit", "training-lr"])
+@pytest.mark.parametrize("name",
+                         ["ce-temperature", "regression-losses", "kl-gaussian-fit", "training-lr"])
 def test_spec_is_valid_vega_lite_and_small(specs, name):
     alt = pytest.importorskip("altair")
-    fig, spec = specs[name]
+    figure, spec = specs[name]
     alt.HConcatChart.from_dict(spec, validate=True)
     # Every slider position exists in the data the filters look for.
-    for c in fig.controls:
+    for c in figure.controls:
         if isinstance(c, Slider):
             assert len(c.grid) == round((c.max - c.min) / c.step) + 1
     assert len(json.dumps(spec, separators=(",", ":"))) < 150_000  # + vega's ~830 kB < 1 MB a page
 
 
 def test_html_embeds_the_spec_safely():
-    fig = LI.regression_losses()
-    page = fig.html()
-    assert "</script" not in re.search(r'type="application/json"[^>]*>(.*?)</script>', page, re.S).group(1)
-    embedded = json.loads(re.search(r'type="application/json"[^>]*>(.*?)</script>', page, re.S).group(1))
-    assert embedded == json.loads(json.dumps(fig.vegalite()))
+    figure = LI.regression_losses()
+    page = figure.html()
+    assert "</script" not in re.search(r'type="application/json"[^>]*>(.*?)</script>', page,
+                                       re.S).group(1)
+    embedded = json.loads(re.search(r'type="application/json"[^>]*>(.*?)</script>', page,
+                                    re.S).group(1))
+    assert embedded == json.loads(json.dumps(figure.vegalite()))
 
 
 @pytest.fixture
@@ -171,8 +211,9 @@ def draws(monkeypatch):
 
     calls = []
     real_draw = live.draw
-    monkeypatch.setattr(live, "draw", lambda fig, values, mpl=None: calls.append(dict(values))
-                        or real_draw(fig, values, mpl))
+    monkeypatch.setattr(live, "draw",
+                        lambda figure, values, mpl_figure=None: calls.append(dict(values))
+                        or real_draw(figure, values, mpl_figure))
     return calls, real_draw
 
 
@@ -185,9 +226,9 @@ def test_live_widget_recomputes_on_every_move(draws):
     assert calls[-1] == {"T": 2.5, "z": 2.0}
     logit.value = -3.0
     assert calls[-1] == {"T": 2.5, "z": -3.0}
-    mpl = real_draw(LI.ce_temperature(), calls[-1])
+    mpl_figure = real_draw(LI.ce_temperature(), calls[-1])
     ce = F.cross_entropy(torch.tensor([[-3.0, 0.0, 0.0]]) / 2.5, torch.tensor([0])).item()
-    marker = mpl.axes[0].lines[-1]
+    marker = mpl_figure.axes[0].lines[-1]
     assert marker.get_xdata()[0] == -3.0 and math.isclose(marker.get_ydata()[0], ce, rel_tol=1e-6)
 
 
@@ -209,7 +250,8 @@ def test_a_kernel_gets_widgets_and_the_book_gets_html():
         "from lossutils.interactive import regression_losses\nregression_losses()",
         "os.environ['LOSSUTILS_FIGURES'] = 'static'\nregression_losses()")]
     NotebookClient(nb, timeout=120, kernel_name="python3").execute()
-    live_out, static_out = ([o for o in c.outputs if o.output_type == "display_data"] for c in nb.cells)
+    live_out, static_out = ([o for o in c.outputs if o.output_type == "display_data"]
+                            for c in nb.cells)
     assert len(live_out) == 1 and "application/vnd.jupyter.widget-view+json" in live_out[0].data
     assert len(static_out) == 1 and set(static_out[0].data) == {"text/html", "text/plain"}
     assert 'class="lossutils-figure"' in static_out[0].data["text/html"]
@@ -217,7 +259,8 @@ def test_a_kernel_gets_widgets_and_the_book_gets_html():
 
 def _tiny(**curve_kw):
     a = Slider("a", "a", 0.0, 1.0, 0.5, 0.5)
-    return InteractiveFigure("tiny", [a], [Panel("p", np.linspace(0, 1, 3), [Curve("c", **curve_kw)])])
+    return InteractiveFigure("tiny", [a],
+                             [Panel("p", np.linspace(0, 1, 3), [Curve("c", **curve_kw)])])
 
 
 def test_declarations_are_checked():

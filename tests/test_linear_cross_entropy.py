@@ -48,12 +48,14 @@ def _value_and_grads(fn, x, W, b, target, kwargs, seed=1):
 CHUNKS = [dict(chunk_size=4), dict(chunk_size=10), dict(chunk_size=97), dict(chunk_size=500),
           dict(chunk_size=32, vocab_chunk_size=64), dict(chunk_size=13, vocab_chunk_size=7),
           dict(chunk_size=97, vocab_chunk_size=1)]
-OPTIONS = [dict(), dict(reduction="sum"), dict(reduction="none"), dict(label_smoothing=0.2, weight=True),
+OPTIONS = [{}, dict(reduction="sum"), dict(reduction="none"),
+           dict(label_smoothing=0.2, weight=True),
            dict(weight=True, ignore_index=5), dict(reduction="none", label_smoothing=0.1)]
 
 
 @pytest.mark.parametrize("chunks", CHUNKS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
-@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "mean")
+@pytest.mark.parametrize("options", OPTIONS,
+                         ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "mean")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 def test_every_chunking_matches_torch_on_medium_sizes(chunks, options, dtype):
     x, W, b, target, weight = _problem(dtype=dtype)
@@ -63,20 +65,22 @@ def test_every_chunking_matches_torch_on_medium_sizes(chunks, options, dtype):
     theirs = _value_and_grads(F.linear_cross_entropy, x, W, b, target, options)
     ours = _value_and_grads(LF.linear_cross_entropy, x, W, b, target, {**options, **chunks})
     tol = dict(rtol=1e-7, atol=1e-10) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-6)
-    for a, t in zip(ours, theirs):
+    for a, t in zip(ours, theirs, strict=True):
         torch.testing.assert_close(a, t, **tol)
 
 
-@pytest.mark.parametrize("chunks", CHUNKS[1::2], ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize("chunks", CHUNKS[1::2],
+                         ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
 def test_probabilities_and_their_gradients_in_every_chunking(chunks):
     x, W, b, target, weight = _problem(probabilities=True)
     outs = []
     for fn, extra in ((F.linear_cross_entropy, {}), (LF.linear_cross_entropy, chunks)):
         leaves = [t.detach().clone().requires_grad_() for t in (x, W, b, target, weight)]
         x_, W_, b_, t_, w_ = leaves
-        loss = fn(x_, W_, t_, linear_bias=b_, weight=w_, label_smoothing=0.1, reduction="sum", **extra)
+        loss = fn(x_, W_, t_, linear_bias=b_, weight=w_, label_smoothing=0.1, reduction="sum",
+                  **extra)
         outs.append((loss, *torch.autograd.grad(loss, leaves)))
-    for a, t in zip(*outs):
+    for a, t in zip(*outs, strict=True):
         torch.testing.assert_close(a, t, rtol=1e-7, atol=1e-10)
 
 
@@ -101,7 +105,8 @@ def test_no_tensor_of_n_by_v_elements_is_ever_made(reduction):
     x, W, b, target, _ = _problem(n, f, c, dtype=torch.float32)
     x.requires_grad_(), W.requires_grad_()
     with _LargestTensor() as mode:
-        loss = LF.linear_cross_entropy(x, W, target, reduction=reduction, chunk_size=16, vocab_chunk_size=512)
+        loss = LF.linear_cross_entropy(x, W, target, reduction=reduction, chunk_size=16,
+                                       vocab_chunk_size=512)
         loss.backward(torch.ones_like(loss))
     assert mode.largest <= max(16 * 512, c * f), mode.largest
     with _LargestTensor() as mode:  # the check can fail: torch's reference path builds the logits
@@ -115,7 +120,7 @@ def test_repeated_backward_recomputes_what_was_consumed():
     loss = LF.linear_cross_entropy(x, W, target, chunk_size=8)
     first = torch.autograd.grad(loss, (x, W), retain_graph=True)
     second = torch.autograd.grad(loss, (x, W), torch.tensor(2.0, dtype=torch.float64))
-    for g1, g2 in zip(first, second):
+    for g1, g2 in zip(first, second, strict=True):
         torch.testing.assert_close(2 * g1, g2, rtol=1e-12, atol=1e-14)
 
 
@@ -126,8 +131,9 @@ def test_chunk_size_is_validated():
             LF.linear_cross_entropy(x, W, target, **{name: bad})
 
 
-@pytest.mark.parametrize("kwargs", [dict(), dict(bias=True, reduction="sum", label_smoothing=0.1),
-                                    dict(out_features=(2, 3), bias=True, ignore_index=1, reduction="none"),
+@pytest.mark.parametrize("kwargs", [{}, dict(bias=True, reduction="sum", label_smoothing=0.1),
+                                    dict(out_features=(2, 3), bias=True, ignore_index=1,
+                                         reduction="none"),
                                     dict(options=Options(batch_chunk_size=4))], ids=str)
 def test_module_matches_torch(kwargs):
     weight = torch.rand(7) + 0.5
@@ -145,13 +151,15 @@ def test_module_matches_torch(kwargs):
         out = module(x, target)
         out.sum().backward()
         values.append((out, *(p.grad for p in module.parameters())))
-    for a, t in zip(*values):
+    for a, t in zip(*values, strict=True):
         torch.testing.assert_close(a, t)
 
 
 @pytest.mark.parametrize("build, error, match", [
-    (lambda M: M(5, 7, weight=torch.ones(6)), RuntimeError, r"expected weight shape to be \(7,\), got \(6,\)"),
-    (lambda M: M(5, 7, label_smoothing=1.5), RuntimeError, r"expected label_smoothing to be in range \[0, 1\]"),
+    (lambda M: M(5, 7, weight=torch.ones(6)), RuntimeError,
+     r"expected weight shape to be \(7,\), got \(6,\)"),
+    (lambda M: M(5, 7, label_smoothing=1.5), RuntimeError,
+     r"expected label_smoothing to be in range \[0, 1\]"),
 ])
 def test_module_rejects_what_torch_rejects(build, error, match):
     with pytest.raises(error):

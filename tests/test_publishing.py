@@ -80,7 +80,8 @@ def test_binder_pins_match_requirements():
     book, binder = _pins(ROOT / "requirements.txt"), _pins(ROOT / "binder" / "requirements.txt")
     assert binder.pop("torch") == book.pop("torch") + "+cpu"  # the CPU build, from PyTorch's index
     for name, version in binder.items():
-        assert book.get(name) == version, f"binder pins {name}=={version}, requirements.txt {book.get(name)}"
+        assert book.get(name) == version, (
+            f"binder pins {name}=={version}, requirements.txt {book.get(name)}")
     for needed in ("jupytext", "ipywidgets", "numpy", "matplotlib"):
         assert needed in binder
     assert "-e ." in (ROOT / "binder" / "requirements.txt").read_text()
@@ -89,7 +90,8 @@ def test_binder_pins_match_requirements():
 def _install_cell(chapter: str) -> str:
     nb = jupytext.read(ROOT / f"{chapter}.md")
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert "remove-cell" in code[0].metadata.get("tags", []), f"{chapter}: first cell must be the install cell"
+    tags = code[0].metadata.get("tags", [])
+    assert "remove-cell" in tags, f"{chapter}: first cell must be the install cell"
     return code[0].source
 
 
@@ -121,7 +123,8 @@ def test_install_cell_installs_lossutils_where_it_is_missing(chapter, monkeypatc
 
 
 def _site_pages(html_dir: pathlib.Path):
-    return sorted(p for p in html_dir.rglob("*.html") if "_static" not in p.parts and p.name != "404.html")
+    return sorted(p for p in html_dir.rglob("*.html")
+                  if "_static" not in p.parts and p.name != "404.html")
 
 
 def test_internal_links_resolve(built_book):
@@ -138,7 +141,8 @@ def test_internal_links_resolve(built_book):
                 target = target / "index.html"
             if not target.exists():
                 broken.append(f"{page.relative_to(built_book.html)}: {link}")
-            elif url.fragment and target.suffix == ".html" and target in ids and url.fragment not in ids[target]:
+            elif (url.fragment and target.suffix == ".html" and target in ids
+                  and url.fragment not in ids[target]):
                 broken.append(f"{page.relative_to(built_book.html)}: {link} (no such anchor)")
     assert not broken, "\n".join(broken[:30])
 

@@ -25,7 +25,8 @@ FORBIDDEN_ATTRIBUTES = {
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "ctc_loss", "pairwise_distance",
     "cosine_similarity", "cdist", "linear_cross_entropy", "_nn", "special", "functional",
 }
-FORBIDDEN_MODULES = ("torch.nn.functional", "torch.special", "torch._C._nn", "torch.nn.modules.loss")
+FORBIDDEN_MODULES = ("torch.nn.functional", "torch.special", "torch._C._nn",
+                     "torch.nn.modules.loss")
 LOSS_NAME = re.compile(r"^[a-z0-9_]+_loss$|^[A-Z][A-Za-z0-9]*Loss$|^(Log)?Softmax$")
 
 
@@ -35,12 +36,13 @@ def _violations(path: pathlib.Path, root: pathlib.Path = ROOT) -> list[str]:
     for node in ast.walk(tree):
         where = f"{path.relative_to(root.parent)}:{getattr(node, 'lineno', '?')}"
         if isinstance(node, ast.Import):
-            found += [f"{where} imports {a.name}" for a in node.names if a.name.startswith(FORBIDDEN_MODULES)]
+            found += [f"{where} imports {a.name}" for a in node.names
+                      if a.name.startswith(FORBIDDEN_MODULES)]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names = [f"{node.module}.{a.name}" for a in node.names]
             found += [f"{where} imports {n}" for n in names if n.startswith(FORBIDDEN_MODULES)]
             if node.module.startswith("torch"):
-                found += [f"{where} imports {n}" for n, a in zip(names, node.names)
+                found += [f"{where} imports {n}" for n, a in zip(names, node.names, strict=True)
                           if a.name in FORBIDDEN_ATTRIBUTES or LOSS_NAME.match(a.name)]
         elif isinstance(node, ast.Attribute):
             # Any `.softmax`, `.nll_loss`, `.MSELoss` ... reaches torch's version:
@@ -90,4 +92,5 @@ def test_every_function_writes_its_own_backward():
     assert len(functions) >= 1
     for fn in functions:
         assert "backward" in vars(fn), f"{fn.__qualname__} has no hand-written backward"
-        assert fn.__doc__ and fn.__doc__.strip(), f"{fn.__qualname__} has no docstring with its math"
+        assert fn.__doc__ and fn.__doc__.strip(), (
+            f"{fn.__qualname__} has no docstring with its math")

@@ -8,5 +8,6 @@ namespace re-exports the public functions, exactly like torch's.
 
 from .._reexport import reexport
 
-__all__ = reexport(globals(), ("softmax", "cross_entropy", "regression", "binary", "probabilistic",
-                               "margin", "ctc", "linear_cross_entropy"))
+__all__ = reexport(globals(), (
+    "softmax", "cross_entropy", "regression", "binary", "probabilistic", "soft_margin", "ranking",
+    "multi_margin", "distance", "triplet", "ctc", "linear_cross_entropy"))

@@ -20,27 +20,14 @@ from torch.autograd import Function
 
 from .. import _reduction
 from .._autograd import once_differentiable
-from .._reduction import reduce
-from .regression import _TORCH_DTYPE_NAMES
+from .._checks import dtype_name, refuse_grad
+from .._reduction import reduce, reduction_grad
+from .._sigmoid import log_sigmoid, sigmoid
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits"]
 
 # torch's floor under (1 - x) x in BCE's input gradient (ATen's EPSILON).
 _EPSILON = 1e-12
-
-
-def _log_sigmoid(x: Tensor) -> Tensor:
-    r""":math:`\log\sigma(x) = \min(x, 0) - \log(1 + e^{-|x|})`: no overflow for any finite x."""
-    return x.clamp(max=0) - torch.log1p(torch.exp(-x.abs()))
-
-
-def _sigmoid(x: Tensor) -> Tensor:
-    # exp(-x) overflows to inf for x < -709 (float64): 1 / inf = 0, the right limit.
-    return 1 / (1 + torch.exp(-x))
-
-
-def _mean_factor(reduction: str, numel: int) -> float:
-    return 1 / numel if reduction == "mean" and numel else 1.0
 
 
 class BinaryCrossEntropyFunction(Function):
@@ -50,7 +37,8 @@ class BinaryCrossEntropyFunction(Function):
         l_n = -w_n \big[y_n \max(\log x_n, -100) + (1 - y_n) \max(\log(1 - x_n), -100)\big]
 
     .. math::
-        \frac{\partial l_n}{\partial x_n} = w_n \frac{x_n - y_n}{\max\big((1 - x_n) x_n, 10^{-12}\big)},
+        \frac{\partial l_n}{\partial x_n}
+            = w_n \frac{x_n - y_n}{\max\big((1 - x_n) x_n, 10^{-12}\big)},
         \qquad
         \frac{\partial l_n}{\partial y_n} = -w_n \log\frac{x_n}{1 - x_n}
 
@@ -80,12 +68,13 @@ class BinaryCrossEntropyFunction(Function):
     @once_differentiable
     def backward(ctx, grad_output):
         input, target, weight = ctx.saved_tensors
-        scale = grad_output * _mean_factor(ctx.reduction, input.numel())
+        scale = reduction_grad(grad_output, ctx.reduction, input.numel())
         if weight is not None:
             scale = scale * weight
         grad_input = grad_target = None
         if ctx.needs_input_grad[0]:
-            grad_input = (input - target) / ((1 - input) * input).clamp(min=_EPSILON) * scale
+            floor = ((1 - input) * input).clamp(min=_EPSILON)
+            grad_input = (input - target) / floor * scale
         if ctx.needs_input_grad[1]:
             grad_target = -torch.log(input / (1 - input)) * scale
         return grad_input, grad_target, None, None
@@ -113,7 +102,7 @@ class BinaryCrossEntropyWithLogitsFunction(Function):
     def forward(input, target, weight, pos_weight, reduction):
         # torch builds the loss in place on (1 - target), so every step rounds to target's
         # dtype, and the pos_weight factor to input's: the casts mirror that for mixed dtypes.
-        log_sig = _log_sigmoid(input)
+        log_sig = log_sigmoid(input)
         if pos_weight is not None:
             log_sig = (log_sig * ((pos_weight - 1) * target + 1)).to(input.dtype)
         loss = ((1 - target) * input).to(target.dtype)
@@ -132,21 +121,22 @@ class BinaryCrossEntropyWithLogitsFunction(Function):
     @once_differentiable
     def backward(ctx, grad_output):
         input, target, weight, pos_weight = ctx.saved_tensors
-        scale = grad_output * _mean_factor(ctx.reduction, input.numel())
+        scale = reduction_grad(grad_output, ctx.reduction, input.numel())
         if weight is not None:
             scale = scale * weight
         grad_input = grad_target = None
         if ctx.needs_input_grad[0]:
             if pos_weight is None:
-                grad_input = (_sigmoid(input) - target) * scale
+                grad_input = (sigmoid(input) - target) * scale
             else:
-                pt = pos_weight * target
-                grad_input = ((pt + 1 - target) * _sigmoid(input) - pt) * scale
+                positive = pos_weight * target
+                grad_input = ((positive + 1 - target) * sigmoid(input) - positive) * scale
         if ctx.needs_input_grad[1]:
             if pos_weight is None:
                 grad_target = -input * scale
             else:
-                grad_target = (_log_sigmoid(-input) - pos_weight * _log_sigmoid(input)) * scale
+                log_odds_term = log_sigmoid(-input) - pos_weight * log_sigmoid(input)
+                grad_target = log_odds_term * scale
         return grad_input, grad_target, None, None, None
 
 
@@ -163,17 +153,10 @@ def _check_same_size(input: Tensor, target: Tensor, op: str) -> None:
         )
 
 
-def _check_no_grad(name: str, tensor: Tensor | None, op: str) -> None:
-    """torch's autograd refuses a ``weight``/``pos_weight`` that requires grad (when grad mode is on)."""
-    if tensor is not None and tensor.requires_grad and torch.is_grad_enabled():
-        raise RuntimeError(
-            f"The function '{op}' is not differentiable with respect to argument '{name}'. "
-            f"This input cannot have requires_grad True: pass {name}.detach()"
-        )
-
-
-def _check_fits(name: str, tensor: Tensor | None, shape: torch.Size, op: str, *others: Tensor) -> None:
-    """``tensor`` (broadcast with ``others``) must broadcast to ``shape``, the loss's shape, without growing it."""
+def _check_fits(name: str, tensor: Tensor | None, shape: torch.Size, op: str,
+                *others: Tensor) -> None:
+    """``tensor`` (broadcast with ``others``) must broadcast to ``shape``, the loss's shape,
+    without growing it."""
     if tensor is None:
         return
     try:
@@ -192,11 +175,8 @@ def _check_range(name: str, tensor: Tensor) -> None:
     bad = ~((tensor >= 0) & (tensor <= 1))
     if bad.any():
         value = tensor[bad].flatten()[0].item()
-        raise RuntimeError(f"all elements of {name} should be between 0 and 1, got {value} in {name}")
-
-
-def _dtype_name(dtype: torch.dtype) -> str:
-    return _TORCH_DTYPE_NAMES.get(dtype, str(dtype).removeprefix("torch."))
+        raise RuntimeError(f"all elements of {name} should be between 0 and 1, "
+                           f"got {value} in {name}")
 
 
 # ----------------------------------------------------------------------------
@@ -204,8 +184,8 @@ def _dtype_name(dtype: torch.dtype) -> str:
 # ----------------------------------------------------------------------------
 
 
-def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
-                         reduce=None, reduction: str = "mean") -> Tensor:
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                         size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     r"""Binary cross-entropy between probabilities ``input`` and ``target``, like
     :func:`torch.nn.functional.binary_cross_entropy`.
 
@@ -213,6 +193,10 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     at -100. ``input`` and ``target`` must have the same size and dtype and lie
     in :math:`[0, 1]`; ``weight`` broadcasts to their shape. See
     :class:`BinaryCrossEntropyFunction` for the gradients.
+
+    Examples:
+        >>> binary_cross_entropy(torch.tensor([0.8, 0.0]), torch.tensor([1.0, 0.0]))
+        tensor(0.1116)
     """
     op = "binary_cross_entropy"
     reduction = _reduction.resolve(size_average, reduce, reduction)
@@ -222,19 +206,19 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
             weight = weight.expand(torch.broadcast_shapes(target.size(), weight.size()))
         except RuntimeError:
             raise RuntimeError(
-                f"{op}: weight of shape {tuple(weight.shape)} does not broadcast to the target's shape "
-                f"{tuple(target.shape)}"
+                f"{op}: weight of shape {tuple(weight.shape)} does not broadcast to the "
+                f"target's shape {tuple(target.shape)}"
             ) from None
-    _check_no_grad("weight", weight, op)
+    refuse_grad(op, "weight", weight)
     if target.dtype != input.dtype:
         raise RuntimeError(
-            f"Found dtype {_dtype_name(target.dtype)} but expected {_dtype_name(input.dtype)}: "
+            f"Found dtype {dtype_name(target.dtype)} but expected {dtype_name(input.dtype)}: "
             f"{op} needs target of input's dtype ({input.dtype}), got {target.dtype}"
         )
     if not input.is_floating_point():
         raise NotImplementedError(
-            f'"{op}" not implemented for {_dtype_name(input.dtype)!r}: input must be a floating-point '
-            f"tensor of probabilities, got dtype {input.dtype}"
+            f'"{op}" not implemented for {dtype_name(input.dtype)!r}: input must be a '
+            f"floating-point tensor of probabilities, got dtype {input.dtype}"
         )
     _check_range("input", input)
     _check_range("target", target)
@@ -245,29 +229,34 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
                                      size_average=None, reduce=None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
-    r"""Binary cross-entropy on logits, like :func:`torch.nn.functional.binary_cross_entropy_with_logits`.
+    r"""Binary cross-entropy on logits, like
+    :func:`torch.nn.functional.binary_cross_entropy_with_logits`.
 
     :math:`l_n = w_n [(1 - y_n) x_n - (1 + (p - 1) y_n) \log\sigma(x_n)]`, stable for
     any finite logit. ``target`` must have ``input``'s size (any real values are
     accepted); ``weight`` and ``pos_weight`` broadcast to it (``pos_weight`` of
     shape ``(C,)`` weighs the positives of class ``c`` along the last dim).
     See :class:`BinaryCrossEntropyWithLogitsFunction` for the gradients.
+
+    Examples:
+        >>> binary_cross_entropy_with_logits(torch.tensor([1000.0, -2.0]), torch.tensor([1.0, 0.0]))
+        tensor(0.0635)
     """
     op = "binary_cross_entropy_with_logits"
     reduction = _reduction.resolve(size_average, reduce, reduction)
     _check_same_size(input, target, op)
-    _check_no_grad("weight", weight, op)
-    _check_no_grad("pos_weight", pos_weight, op)
+    refuse_grad(op, "weight", weight)
+    refuse_grad(op, "pos_weight", pos_weight)
     if not input.is_floating_point():
         raise NotImplementedError(
-            f'"log_sigmoid_cpu" not implemented for {_dtype_name(input.dtype)!r}: {op} needs '
+            f'"log_sigmoid_cpu" not implemented for {dtype_name(input.dtype)!r}: {op} needs '
             f"floating-point logits, got input of dtype {input.dtype}"
         )
     if not target.is_floating_point():
         raise RuntimeError(
-            f"result type {_dtype_name(torch.promote_types(input.dtype, target.dtype))} can't be cast to the "
-            f"desired output type {_dtype_name(target.dtype)}: {op} computes in target's dtype, "
-            f"so target must be floating-point, got {target.dtype}"
+            f"result type {dtype_name(torch.promote_types(input.dtype, target.dtype))} can't be "
+            f"cast to the desired output type {dtype_name(target.dtype)}: {op} computes in "
+            f"target's dtype, so target must be floating-point, got {target.dtype}"
         )
     _check_fits("pos_weight", pos_weight, input.shape, op, target)
     _check_fits("weight", weight, input.shape, op)

@@ -29,6 +29,8 @@ from torch.autograd import Function
 from .. import _reduction
 from .._autograd import once_differentiable
 from .._checks import require_floating
+from .._reduction import reduce, reduction_grad
+from ._cross_entropy_checks import check_class_dim, check_class_target, check_probability_target
 
 __all__ = ["nll_loss", "cross_entropy"]
 
@@ -76,11 +78,11 @@ def _targets(input: Tensor, target: Tensor, weight: Tensor | None, ignore_index:
     return y, valid, torch.where(valid, w_y, 0).to(input.dtype)
 
 
-def _rows_grad(grad_output: Tensor, reduction: str, shape: tuple, count) -> Tensor:
-    """The incoming gradient per position, ``(N, 1, D)`` or a scalar (``mean``: over ``count``)."""
+def _rows_grad(grad_output: Tensor, reduction: str, shape: tuple, total) -> Tensor:
+    """The incoming gradient per position, ``(N, 1, D)``, or a scalar (``mean``: over ``total``)."""
     if reduction == "none":
-        return grad_output.reshape(shape[0], 1, shape[2])
-    return grad_output / count if reduction == "mean" else grad_output
+        grad_output = grad_output.reshape(shape[0], 1, shape[2])
+    return reduction_grad(grad_output, reduction, shape[0] * shape[2], total)
 
 
 def _class_index_reduce(nll: Tensor, smooth: Tensor | None, w_y: Tensor, reduction: str,
@@ -88,15 +90,11 @@ def _class_index_reduce(nll: Tensor, smooth: Tensor | None, w_y: Tensor, reducti
     """Combine and reduce as ATen does: :math:`(1-\\varepsilon)\\,\\mathrm{nll}
     + \\frac{\\varepsilon}{C}\\,\\mathrm{smooth}`, each term divided by
     :math:`\\sum_n w_{y_n}` (over the counted targets) for ``mean``."""
-    if reduction == "none":
-        out = nll if smooth is None else (1 - eps) * nll + smooth * (eps / n_classes)
-        return out.reshape(row_shape)
     total = w_y.sum() if reduction == "mean" else None
-    nll = nll.sum() if total is None else nll.sum() / total
-    if smooth is None:
-        return nll
-    smooth = smooth.sum() if total is None else smooth.sum() / total
-    return (1 - eps) * nll + smooth * (eps / n_classes)
+    loss = reduce(nll, reduction, total)
+    if smooth is not None:
+        loss = (1 - eps) * loss + reduce(smooth, reduction, total) * (eps / n_classes)
+    return loss.reshape(row_shape) if reduction == "none" else loss
 
 
 class NLLLossFunction(Function):
@@ -253,13 +251,9 @@ class SoftCrossEntropyFunction(Function):
             terms = log_p * _smoothed(t[rows], label_smoothing, c, None)  # ATen: (log p * t') * w
             terms = terms if w is None else terms * w
             torch.sum(terms, 1, keepdim=True, out=rows_loss[rows]).neg_()
-        if reduction == "none":
-            loss = rows_loss.reshape(_row_shape(input))
-        elif reduction == "sum":
-            loss = rows_loss.sum()
-        else:  # torch: nan for an empty batch, not 0/0's warning-free division by zero rows
-            loss = rows_loss.sum() / (n * d) if n * d else rows_loss.sum().fill_(math.nan)
-        return loss, m, log_sum
+        # 'mean' divides by the number of positions (0 / 0 = nan for an empty batch, as in torch)
+        loss = reduce(rows_loss, reduction, n * d)
+        return (loss.reshape(_row_shape(input)) if reduction == "none" else loss), m, log_sum
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -318,81 +312,6 @@ def _smoothed(t: Tensor, eps: float, n_classes: int, w: Tensor | None) -> Tensor
     return t if w is None else t * w
 
 
-# ---------------------------------------------------------------- validation
-
-
-def _weight_error(op: str, c: int, weight: Tensor, shapes: str) -> RuntimeError:
-    return RuntimeError(f"{op}: weight tensor should be defined either for all {c} classes or no "
-                        f"classes but got weight of shape {tuple(weight.shape)} for {shapes}")
-
-
-def _check_class_target(op: str, input: Tensor, target: Tensor, weight: Tensor | None,
-                        ignore_index: int) -> None:
-    """ATen's ``nll_loss_nd`` checks, in its order, raising the types torch raises."""
-    shapes = f"input of shape {tuple(input.shape)}, target of shape {tuple(target.shape)}"
-    if input.dim() < 1:
-        raise ValueError(f"{op}: input must have 1 or more dimensions (got 0): {shapes}")
-    if input.dim() != 1 and input.shape[0] != (target.shape[0] if target.dim() else 0):
-        batch = target.shape[0] if target.dim() else "none, target is 0-d"
-        raise ValueError(f"{op}: expected input batch_size ({input.shape[0]}) to match target "
-                         f"batch_size ({batch}): {shapes}")
-    c = input.shape[1] if input.dim() > 1 else input.shape[0]
-    if input.dim() <= 2:
-        if target.dim() > 1:
-            raise RuntimeError(f"{op}: 0D or 1D target tensor expected, multi-target not "
-                               f"supported: {shapes}")
-        if input.dim() == 1 and target.dim() == 1 and target.shape[0] != 1:
-            raise ValueError(f"{op}: for 1D input, 1D target must have size 1, but got {shapes}")
-        if weight is not None and (weight.dim() != 1 or weight.numel() != c):
-            raise _weight_error(op, c, weight, shapes)
-        allowed = (torch.int64, torch.uint8)
-    else:
-        expected = (input.shape[0], *input.shape[2:])
-        if input.dim() == 4 and target.dim() != 3:
-            raise RuntimeError(f"{op}: only batches of spatial targets supported (3D tensors) but "
-                               f"got targets of dimension {target.dim()}: {shapes}")
-        if tuple(target.shape) != expected:
-            raise RuntimeError(f"{op}: expected target size {list(expected)}, got "
-                               f"{list(target.shape)}: {shapes}")
-        if weight is not None and weight.numel() != c:  # ATen's 2d kernel counts elements only
-            raise _weight_error(op, c, weight, shapes)
-        allowed = (torch.int64,)  # ATen's nll_loss2d takes no uint8 targets
-    if target.dtype not in allowed:
-        raise RuntimeError(f"{op}: expected target dtype to be {' or '.join(map(str, allowed))} "
-                           f"(class indices), but got target of dtype {target.dtype} ({shapes})")
-    if weight is not None and weight.dtype != input.dtype:
-        raise RuntimeError(f"{op}: expected weight of dtype {input.dtype} (the input's), "
-                           f"but got {weight.dtype}")
-    counted = target.long()[target.long() != ignore_index]
-    bad = counted[(counted < 0) | (counted >= c)]
-    if bad.numel():
-        raise IndexError(f"{op}: Target {int(bad[0])} is out of bounds: class indices must lie in "
-                         f"[0, {c - 1}] or equal ignore_index={ignore_index} ({shapes})")
-
-
-def _check_probability_target(input: Tensor, target: Tensor, weight: Tensor | None,
-                              ignore_index: int, shapes: str) -> None:
-    """ATen's checks for a target of the input's shape (class probabilities)."""
-    if not target.is_floating_point():
-        raise RuntimeError(f"cross_entropy: expected a floating-point target for class "
-                           f"probabilities (target has the input's shape), got dtype "
-                           f"{target.dtype} ({shapes})")
-    if ignore_index >= 0:
-        raise RuntimeError(f"cross_entropy: ignore_index={ignore_index} is not supported for "
-                           f"floating-point (probability) targets ({shapes})")
-    c = input.shape[0] if input.dim() == 1 else (input.shape[1] if input.dim() else 1)
-    if weight is not None and (weight.dim() != 1 or weight.numel() != c):
-        raise _weight_error("cross_entropy", c, weight, shapes)
-
-
-def _check_class_dim(input: Tensor, shapes: str) -> None:
-    """The log-softmax over the class dimension (0 for a 1-d input, else 1) needs it to exist."""
-    if input.dim() == 0:
-        raise IndexError(f"cross_entropy: input has no class dimension (0-d input; expected (C), "
-                         f"(N, C) or (N, C, d1, ...)): {shapes}")
-    require_floating("input", "cross_entropy", input, complex_ok=False)
-
-
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
     r"""Negative log-likelihood loss, like :func:`torch.nn.functional.nll_loss`.
@@ -422,7 +341,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     See :class:`NLLLossFunction` for the gradient.
     """
     reduction = _reduction.resolve(size_average, reduce, reduction)
-    _check_class_target("nll_loss", input, target, weight, ignore_index)
+    check_class_target("nll_loss", input, target, weight, ignore_index)
     require_floating("input", "nll_loss", input, complex_ok=False)
     return NLLLossFunction.apply(input, target, weight, reduction, ignore_index)
 
@@ -475,15 +394,16 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         raise RuntimeError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, "
                            f"got {label_smoothing}")
     if input.shape == target.shape:  # same shape: class probabilities
-        _check_probability_target(input, target, weight, ignore_index, shapes)
-        _check_class_dim(input, shapes)
+        check_probability_target(input, target, weight, ignore_index, shapes)
+        check_class_dim(input, shapes)
         return SoftCrossEntropyFunction.apply(input, target, weight, reduction, eps)[0]
-    _check_class_dim(input, shapes)
-    _check_class_target("cross_entropy", input, target, weight, ignore_index)
+    check_class_dim(input, shapes)
+    check_class_target("cross_entropy", input, target, weight, ignore_index)
     if eps and reduction == "none" and input.dim() == 1 and target.dim() == 1:
         # torch 2.13 cannot add its () smoothing term into the (1,)-shaped nll here
-        raise RuntimeError(f"cross_entropy: label_smoothing with reduction='none' needs a 0-d target "
-                           f"for a 1-d input (torch cannot broadcast the loss), got {shapes}")
+        raise RuntimeError(f"cross_entropy: label_smoothing with reduction='none' needs a 0-d "
+                           "target for a 1-d input (torch cannot broadcast the loss), "
+                           f"got {shapes}")
     if eps and weight is not None and weight.dim() != 1:
         raise RuntimeError(f"cross_entropy: label_smoothing needs a 1-d weight of shape "
                            f"({input.shape[1]},), got weight of shape {tuple(weight.shape)}")

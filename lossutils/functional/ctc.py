@@ -19,8 +19,9 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from .. import _reduction
 from .._autograd import once_differentiable
+from .._checks import dtype_name
+from .._reduction import check_reduction, reduce, reduction_grad
 
 __all__ = ["ctc_loss"]
 
@@ -45,7 +46,8 @@ def log_add(*terms: Tensor) -> Tensor:
 
 
 def _shift(x: Tensor, k: int) -> Tensor:
-    """``x`` moved ``k`` places along the last dim (right for k > 0, left for k < 0), filled with -inf."""
+    """``x`` moved ``k`` places along the last dim (right for k > 0, left for k < 0), filled
+    with -inf."""
     out = torch.full_like(x, NEG_INF)
     n = x.shape[-1]
     if abs(k) < n:
@@ -57,7 +59,8 @@ def _shift(x: Tensor, k: int) -> Tensor:
 
 
 def _alpha(em: Tensor, target_lengths: Tensor, valid: Tensor, skip: Tensor) -> Tensor:
-    r"""Forward variables :math:`\alpha_t(s) = \log P(\text{prefix of } l' \text{ up to } s \mid x_{1..t})`.
+    r"""Forward variables
+    :math:`\alpha_t(s) = \log P(\text{prefix of } l' \text{ up to } s \mid x_{1..t})`.
 
     :math:`\alpha_0(0) = y^0_\varnothing`, :math:`\alpha_0(1) = y^0_{l_1}`, and
     :math:`\alpha_t(s) = \operatorname{logadd}(\alpha_{t-1}(s), \alpha_{t-1}(s-1),
@@ -75,12 +78,15 @@ def _alpha(em: Tensor, target_lengths: Tensor, valid: Tensor, skip: Tensor) -> T
     return alpha
 
 
-def _beta(em: Tensor, input_lengths: Tensor, target_lengths: Tensor, valid: Tensor, skip: Tensor) -> Tensor:
-    r"""Backward variables, emission included as in torch: :math:`\beta_{T_b-1}(2L) = y_\varnothing`,
-    :math:`\beta_{T_b-1}(2L-1) = y_{l_L}`, and :math:`\beta_t(s) = \operatorname{logadd}(\beta_{t+1}(s),
-    \beta_{t+1}(s+1), [\beta_{t+1}(s+2) \text{ if } l'_s \ne l'_{s+2}]) + \log y^t_{l'_s}`.
+def _beta(em: Tensor, input_lengths: Tensor, target_lengths: Tensor, valid: Tensor,
+          skip: Tensor) -> Tensor:
+    r"""Backward variables, emission included as in torch:
+    :math:`\beta_{T_b-1}(2L) = y_\varnothing`, :math:`\beta_{T_b-1}(2L-1) = y_{l_L}`, and
+    :math:`\beta_t(s) = \operatorname{logadd}(\beta_{t+1}(s), \beta_{t+1}(s+1),
+    [\beta_{t+1}(s+2) \text{ if } l'_s \ne l'_{s+2}]) + \log y^t_{l'_s}`.
 
-    Each sequence starts at its own last frame :math:`T_b - 1`; frames past it stay :math:`-\infty`.
+    Each sequence starts at its own last frame :math:`T_b - 1`; frames past it stay
+    :math:`-\infty`.
     """
     T, B, S = em.shape
     s = torch.arange(S)
@@ -100,7 +106,8 @@ def _beta(em: Tensor, input_lengths: Tensor, target_lengths: Tensor, valid: Tens
 
 
 def _layout(ext: Tensor, target_lengths: Tensor):
-    """Masks over the extended sequence: which ``s`` exist, and where a skip over a blank is allowed."""
+    """Masks over the extended sequence: which ``s`` exist, and where a skip over a blank is
+    allowed."""
     S = ext.shape[1]
     valid = torch.arange(S) < (2 * target_lengths + 1)[:, None]
     skip = torch.zeros_like(valid)
@@ -134,7 +141,8 @@ class CTCLossFunction(Function):
     """
 
     @staticmethod
-    def forward(log_probs, ext, input_lengths, target_lengths, blank, reduction, zero_infinity, batched):
+    def forward(log_probs, ext, input_lengths, target_lengths, blank, reduction, zero_infinity,
+                batched):
         T, B, _ = log_probs.shape
         em = log_probs.gather(2, ext.unsqueeze(0).expand(T, B, ext.shape[1]))
         valid, skip = _layout(ext, target_lengths)
@@ -148,18 +156,17 @@ class CTCLossFunction(Function):
         empty = torch.where(target_lengths == 0, 0.0, NEG_INF).to(log_likelihood.dtype)
         nll = -torch.where(input_lengths == 0, empty, log_likelihood)
         res = torch.where(nll == float("inf"), torch.zeros_like(nll), nll) if zero_infinity else nll
-        if reduction == "mean":
-            out = (res / target_lengths.to(res.dtype).clamp_min(1)).mean()
-        elif reduction == "sum":
-            out = res.sum()
-        else:
-            out = res if batched else res.squeeze(0)
+        if reduction == "mean":  # the batch mean of each loss over its target length (at least 1)
+            res = res / target_lengths.to(res.dtype).clamp_min(1)
+        out = reduce(res, reduction)
+        if not batched and reduction == "none":
+            out = out.squeeze(0)
         # nll is also returned (and saved) on its own: ``out`` may be the very same tensor
         return out, nll.clone(), alpha
 
     @staticmethod
     def setup_context(ctx, inputs, outputs):
-        log_probs, ext, input_lengths, target_lengths, blank, reduction, zero_infinity, batched = inputs
+        log_probs, ext, input_lengths, target_lengths, blank, reduction, zero_infinity, _ = inputs
         _, nll, alpha = outputs
         ctx.mark_non_differentiable(nll, alpha)
         ctx.save_for_backward(log_probs, ext, input_lengths, target_lengths, nll, alpha)
@@ -172,12 +179,10 @@ class CTCLossFunction(Function):
         blank, reduction, zero_infinity = ctx.options
         T, B, C = log_probs.shape
         # the incoming gradient of each sequence's loss, through the reduction
+        # ('mean' is the batch mean of each loss divided by its target length)
+        gr = reduction_grad(grad_output, reduction, B).expand(B)
         if reduction == "mean":
-            gr = (grad_output / B).expand(B) / target_lengths.to(grad_output.dtype).clamp_min(1)
-        elif reduction == "sum":
-            gr = grad_output.expand(B)
-        else:
-            gr = grad_output.reshape(B)
+            gr = gr / target_lengths.to(grad_output.dtype).clamp_min(1)
         infinite = nll == float("inf")
         if zero_infinity:
             gr = torch.where(infinite, torch.zeros_like(gr), gr)
@@ -188,7 +193,8 @@ class CTCLossFunction(Function):
         valid, skip = _layout(ext, target_lengths)
         beta = _beta(em, input_lengths, target_lengths, valid, skip)
 
-        active = torch.arange(T)[:, None] < input_lengths[None, :]  # (T, B): frames inside each sequence
+        # (T, B): the frames inside each sequence
+        active = torch.arange(T)[:, None] < input_lengths[None, :]
         ab = torch.where(active[..., None] & valid, alpha + beta, NEG_INF)
         # torch writes the last frame's two entries by assignment, not log-add: when the
         # last label *is* the blank, the label's alpha*beta replaces the blank's.
@@ -203,7 +209,8 @@ class CTCLossFunction(Function):
         total = torch.zeros_like(m).scatter_add(2, idx, torch.exp(ab - m.gather(2, idx)))
         collected = torch.log(total) + m
 
-        grad = (torch.exp(log_probs) - torch.exp(collected + nll[:, None] - log_probs)) * gr[:, None]
+        posterior = torch.exp(collected + nll[:, None] - log_probs)
+        grad = (torch.exp(log_probs) - posterior) * gr[:, None]
         keep = active[..., None] & ~(infinite & zero_infinity)[:, None]
         grad = torch.where(keep, grad, torch.zeros_like(grad))
         return grad, None, None, None, None, None, None, None
@@ -216,29 +223,35 @@ def _lengths(name: str, value) -> Tensor:
             raise RuntimeError(f"{name} must be integral: got a tensor of dtype {value.dtype}")
         return value.to(torch.int64).reshape(-1)
     if not isinstance(value, (list, tuple)):
-        raise TypeError(f"{name} must be a tensor or a tuple/list of ints, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a tensor or a tuple/list of ints, "
+                        f"got {type(value).__name__}")
     try:
         return torch.tensor([operator.index(v) for v in value], dtype=torch.int64)
     except TypeError:
         raise TypeError(f"{name} must hold ints, got {value!r}") from None
 
 
-def _check(log_probs: Tensor, targets: Tensor, input_lengths: Tensor, target_lengths: Tensor, blank: int):
+def _check(log_probs: Tensor, targets: Tensor, input_lengths: Tensor, target_lengths: Tensor,
+           blank: int) -> None:
     """torch's checks, in torch's order (all ``RuntimeError``), with the sizes spelled out."""
     if log_probs.dim() != 3:
         raise RuntimeError(
-            f"log_probs must be (T, C) or (T, N, C): got shape {tuple(log_probs.squeeze(1).shape)}"
+            "log_probs must be (T, C) or (T, N, C): got shape "
+            f"{tuple(log_probs.squeeze(1).shape)}"
         )
     if log_probs.numel() == 0:
-        raise RuntimeError(f"log_probs tensor must not be empty: got shape {tuple(log_probs.shape)}")
+        raise RuntimeError(f"log_probs tensor must not be empty: got shape "
+                           f"{tuple(log_probs.shape)}")
     if not 1 <= targets.dim() <= 2:
-        raise RuntimeError(f"targets must be (N, S) or 1-D (concatenated): got {targets.dim()} dims")
+        raise RuntimeError(f"targets must be (N, S) or 1-D (concatenated): "
+                           f"got {targets.dim()} dims")
     T, B, C = log_probs.shape
     if not 0 <= blank < C:
         raise RuntimeError(f"blank must be in label range [0, {C}): got blank={blank}")
     for name, lengths in (("input_lengths", input_lengths), ("target_lengths", target_lengths)):
         if lengths.numel() != B:
-            raise RuntimeError(f"{name} must be of size batch_size {B}: got {lengths.numel()} lengths")
+            raise RuntimeError(f"{name} must be of size batch_size {B}: "
+                               f"got {lengths.numel()} lengths")
     if (target_lengths < 0).any():
         raise RuntimeError(f"target_lengths must be at least 0: got {target_lengths.tolist()}")
     if targets.dim() == 1 and targets.size(0) != int(target_lengths.sum()):
@@ -248,18 +261,21 @@ def _check(log_probs: Tensor, targets: Tensor, input_lengths: Tensor, target_len
         )
     if targets.dim() == 2:
         if targets.size(0) != B:
-            raise RuntimeError(f"padded targets must have batch_size {B} rows: got shape {tuple(targets.shape)}")
+            raise RuntimeError(f"padded targets must have batch_size {B} rows: "
+                               f"got shape {tuple(targets.shape)}")
         if B and targets.size(1) < int(target_lengths.max()):
             raise RuntimeError(
-                f"padded targets must have at least max(target_lengths) = {int(target_lengths.max())} "
-                f"columns: got shape {tuple(targets.shape)}"
+                "padded targets must have at least max(target_lengths) = "
+                f"{int(target_lengths.max())} columns: got shape {tuple(targets.shape)}"
             )
     if ((input_lengths < 0) | (input_lengths > T)).any():
-        raise RuntimeError(f"input_lengths must be in [0, {T}] (the number of frames): got {input_lengths.tolist()}")
+        raise RuntimeError(f"input_lengths must be in [0, {T}] (the number of frames): "
+                           f"got {input_lengths.tolist()}")
 
 
 def _extended(targets: Tensor, target_lengths: Tensor, blank: int, num_classes: int) -> Tensor:
-    """The extended label sequences :math:`l'` (B, 2 max(L) + 1), padded with blanks past :math:`2L_b`."""
+    """The extended label sequences :math:`l'` (B, 2 max(L) + 1), padded with blanks past
+    :math:`2L_b`."""
     B = target_lengths.numel()
     S = int(target_lengths.max()) if B else 0
     j = torch.arange(S)
@@ -295,21 +311,31 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
 
     Unlike torch, a label outside ``[0, C)`` raises ``IndexError``: torch's
     CPU kernel does not check and reads whatever lies past the tensor.
+
+    Examples:
+        Two frames, two classes (0 is the blank), each frame 50/50: three alignments
+        (``1 1``, ``0 1``, ``1 0``) collapse to the label sequence ``1``, so
+        :math:`p = 3/4`:
+
+        >>> log_probs = torch.full((2, 1, 2), 0.5).log()  # (T, N, C)
+        >>> ctc_loss(log_probs, torch.tensor([[1]]), (2,), (1,))
+        tensor(0.2877)
     """
-    reduction = _reduction.check_reduction(reduction)
+    reduction = check_reduction(reduction)
     if isinstance(blank, bool) or not hasattr(blank, "__index__"):
-        raise TypeError(f"blank must be an int (the blank's class index), got {type(blank).__name__} ({blank!r})")
+        raise TypeError(f"blank must be an int (the blank's class index), "
+                        f"got {type(blank).__name__} ({blank!r})")
     blank = operator.index(blank)
     if isinstance(input_lengths, Tensor) != isinstance(target_lengths, Tensor):
         raise TypeError(
-            "input_lengths and target_lengths must both be tensors or both be tuples/lists of ints: got "
-            f"{type(input_lengths).__name__} and {type(target_lengths).__name__}"
+            "input_lengths and target_lengths must both be tensors or both be tuples/lists of "
+            f"ints: got {type(input_lengths).__name__} and {type(target_lengths).__name__}"
         )
     input_lengths = _lengths("input_lengths", input_lengths)
     target_lengths = _lengths("target_lengths", target_lengths)
     if log_probs.dtype not in (torch.float32, torch.float64):
         raise NotImplementedError(
-            f'"ctc_loss_cpu" not implemented for {str(log_probs.dtype).removeprefix("torch.")!r}: '
+            f'"ctc_loss_cpu" not implemented for {dtype_name(log_probs.dtype)!r}: '
             f"log_probs must be float32 or float64, got {log_probs.dtype}"
         )
     batched = log_probs.dim() == 3

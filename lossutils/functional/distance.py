@@ -32,7 +32,8 @@ __all__ = ["pairwise_distance", "cosine_similarity"]
 
 
 def pnorm(x: Tensor, p: float, dim: int) -> Tensor:
-    r"""The vector p-norm of ``x`` along ``dim`` (kept as a size-1 dim), as ``torch.norm`` computes it.
+    r"""The vector p-norm of ``x`` along ``dim`` (kept as a size-1 dim), as ``torch.norm``
+    computes it.
 
     :math:`(\sum_i |x_i|^p)^{1/p}`; ``p = 0`` counts the non-zero entries,
     ``p = ±inf`` takes the largest / smallest :math:`|x_i|`.
@@ -45,7 +46,8 @@ def pnorm(x: Tensor, p: float, dim: int) -> Tensor:
         return (x * x).sum(dim, keepdim=True).sqrt()
     if math.isinf(p) and x.dim() and x.size(dim) == 0:
         raise RuntimeError(f"the {p} norm of an empty dimension is undefined (no identity for "
-                           f"max/min): got a tensor of shape {tuple(x.shape)} reduced over dim {dim}")
+                           f"max/min): got a tensor of shape {tuple(x.shape)} reduced over dim "
+                           f"{dim}")
     if p == math.inf:
         return x.abs().amax(dim, keepdim=True)
     if p == -math.inf:
@@ -57,7 +59,8 @@ def pnorm_backward(grad: Tensor, x: Tensor, p: float, norm: Tensor, dim: int) ->
     r"""``grad * d||x||_p / dx``, with ``grad`` and ``norm`` keeping ``dim`` as a size-1 dim.
 
     .. math::
-        \frac{\partial \|x\|_p}{\partial x_i} = \frac{\operatorname{sgn}(x_i)\,|x_i|^{p-1}}{\|x\|_p^{p-1}}
+        \frac{\partial \|x\|_p}{\partial x_i}
+            = \frac{\operatorname{sgn}(x_i)\,|x_i|^{p-1}}{\|x\|_p^{p-1}}
 
     which is :math:`x_i / \|x\|` for ``p = 2`` and :math:`\operatorname{sgn}(x_i)`
     for ``p = 1``. Where the formula is 0/0 torch picks a subgradient, and so
@@ -88,7 +91,8 @@ class PairwiseDistanceFunction(Function):
     r"""Distance between matching rows: :math:`d = \|x_1 - x_2 + \epsilon\|_p` over the last dim.
 
     .. math::
-        \frac{\partial d}{\partial x_1} = \frac{\partial \|u\|_p}{\partial u}\Big|_{u = x_1 - x_2 + \epsilon}
+        \frac{\partial d}{\partial x_1}
+            = \frac{\partial \|u\|_p}{\partial u}\Big|_{u = x_1 - x_2 + \epsilon}
         = -\frac{\partial d}{\partial x_2}
 
     (see :func:`pnorm_backward`), summed over broadcast dimensions. With

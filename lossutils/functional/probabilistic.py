@@ -18,10 +18,16 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from .. import _reduction
 from .._autograd import once_differentiable
 from .._checks import broadcast_shape
-from .._reduction import reduce, sum_to_shape
+from .._reduction import (
+    NOT_VALID,
+    check_reduction,
+    legacy_or,
+    reduce,
+    reduction_grad,
+    sum_to_shape,
+)
 
 __all__ = ["kl_div", "poisson_nll_loss", "gaussian_nll_loss"]
 
@@ -32,13 +38,9 @@ KL_MEAN_WARNING = (
 )
 
 
-def _grad_of_reduce(grad_output: Tensor, shape: torch.Size, reduction: str, divisor: int = 1) -> Tensor:
-    """d (reduce(l) / divisor) / d l_n times ``grad_output``, as a tensor of ``shape``."""
-    if reduction == "mean":
-        grad_output = grad_output / max(math.prod(shape), 1)
-    if divisor != 1:
-        grad_output = grad_output / divisor
-    return grad_output.expand(shape)
+def _grad_of_reduce(grad_output: Tensor, shape: torch.Size, reduction: str) -> Tensor:
+    """d reduce(l) / d l_n times ``grad_output``, as a tensor of the losses' ``shape``."""
+    return reduction_grad(grad_output, reduction, math.prod(shape)).expand(shape)
 
 
 def _xlogx(t: Tensor) -> Tensor:
@@ -89,7 +91,8 @@ class KLDivFunction(Function):
         input, target = ctx.saved_tensors
         reduction, log_target, divisor = ctx.options
         shape = torch.broadcast_shapes(input.shape, target.shape)
-        g = _grad_of_reduce(grad_output, shape, reduction, divisor)
+        g = _grad_of_reduce(grad_output / divisor if divisor != 1 else grad_output, shape,
+                            reduction)
         grad_input = grad_target = None
         if log_target:
             p = torch.exp(target)
@@ -101,7 +104,8 @@ class KLDivFunction(Function):
             if ctx.needs_input_grad[0]:
                 grad_input = -g * target
             if ctx.needs_input_grad[1]:
-                first = torch.where((g == 0) | (target == 0), torch.zeros_like(g), g * torch.log(target))
+                masked = (g == 0) | (target == 0)
+                first = torch.where(masked, torch.zeros_like(g), g * torch.log(target))
                 grad_target = first + g * target / target - g * input
         if grad_input is not None:
             grad_input = sum_to_shape(grad_input, input.shape)
@@ -110,42 +114,41 @@ class KLDivFunction(Function):
         return grad_input, grad_target, None, None, None
 
 
-def _kl_reduction(reduction: str) -> str:
-    if reduction in ("none", "mean", "sum", "batchmean", "elementwise_mean"):
-        return _reduction.check_reduction("sum" if reduction == "batchmean" else reduction)
-    raise ValueError(
-        f"{reduction} is not a valid value for reduction "
-        "(expected one of 'none', 'batchmean', 'sum', 'mean')"
-    )
-
-
 def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
            log_target: bool = False) -> Tensor:
-    r"""Kullback-Leibler divergence :math:`l_n = y_n (\log y_n - x_n)`, like :func:`torch.nn.functional.kl_div`.
+    r"""Kullback-Leibler divergence :math:`l_n = y_n (\log y_n - x_n)`, like
+    :func:`torch.nn.functional.kl_div`.
 
     ``input`` holds log-probabilities; ``target`` probabilities (or
     log-probabilities with ``log_target=True``). ``'batchmean'`` divides the
     sum by ``input.size(0)`` (by nothing for a 0-dim input), the true KL
     divergence per sample; ``'mean'`` divides by the number of elements and
     warns, as torch does. See :class:`KLDivFunction` for the gradients.
+
+    Examples:
+        >>> p = torch.tensor([[0.5, 0.5]])
+        >>> kl_div(torch.tensor([[0.25, 0.75]]).log(), p, reduction="batchmean")
+        tensor(0.1438)
     """
     if size_average is not None or reduce is not None:
         # torch resolves the legacy flags and still divides by the batch size
         # when reduction='batchmean' was passed too: mirrored, odd as it is.
-        resolved = _reduction.legacy_get_string(size_average, reduce)
+        resolved = legacy_or(size_average, reduce, reduction)
     else:
         if reduction == "mean":
             warnings.warn(KL_MEAN_WARNING, stacklevel=2)
-        resolved = _kl_reduction(reduction)
+        resolved = check_reduction(reduction, choices=("none", "batchmean", "sum", "mean"))
+        # 'batchmean' is the sum, divided by the batch size below
+        resolved = "sum" if resolved == "batchmean" else resolved
     if input.is_complex() or target.is_complex():
         raise RuntimeError(
-            "kl_div: Complex inputs not supported: input and target must be real floating-point tensors, "
-            f"got input dtype {input.dtype} and target dtype {target.dtype}"
+            "kl_div: Complex inputs not supported: input and target must be real floating-point "
+            f"tensors, got input dtype {input.dtype} and target dtype {target.dtype}"
         )
     if not (input.is_floating_point() and target.is_floating_point()):
         raise RuntimeError(
-            "kl_div: Integral inputs not supported: input and target must be floating-point tensors, "
-            f"got input dtype {input.dtype} and target dtype {target.dtype}"
+            "kl_div: Integral inputs not supported: input and target must be floating-point "
+            f"tensors, got input dtype {input.dtype} and target dtype {target.dtype}"
         )
     broadcast_shape("kl_div", input=input, target=target)
     divisor = input.size(0) if reduction == "batchmean" and input.dim() != 0 else 1
@@ -199,46 +202,58 @@ class PoissonNLLLossFunction(Function):
     def backward(ctx, grad_output):
         input, target = ctx.saved_tensors
         log_input, full, eps, reduction = ctx.options
-        g = _grad_of_reduce(grad_output, torch.broadcast_shapes(input.shape, target.shape), reduction)
+        shape = torch.broadcast_shapes(input.shape, target.shape)
+        g = _grad_of_reduce(grad_output, shape, reduction)
         grad_input = grad_target = None
         if ctx.needs_input_grad[0]:
-            grad_input = g * torch.exp(input) - g * target if log_input else g - g * target / (input + eps)
+            if log_input:
+                grad_input = g * torch.exp(input) - g * target
+            else:
+                grad_input = g - g * target / (input + eps)
             grad_input = sum_to_shape(grad_input, input.shape)
         if ctx.needs_input_grad[1]:
             grad_target = -g * input if log_input else -g * torch.log(input + eps)
             if full:
                 gs = g.masked_fill(target <= 1, 0)
-                grad_target = grad_target + (gs * torch.log(target) + gs * target / target - gs + 0.5 * gs / target)
+                stirling = gs * torch.log(target) + gs * target / target - gs + 0.5 * gs / target
+                grad_target = grad_target + stirling
             grad_target = sum_to_shape(grad_target, target.shape)
         return grad_input, grad_target, None, None, None, None
 
 
 def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
-                     size_average=None, eps: float = 1e-8, reduce=None, reduction: str = "mean") -> Tensor:
+                     size_average=None, eps: float = 1e-8, reduce=None,
+                     reduction: str = "mean") -> Tensor:
     r"""Poisson negative log-likelihood, like :func:`torch.nn.functional.poisson_nll_loss`.
 
     :math:`l_n = e^{x_n} - y_n x_n` (``log_input=True``) or
     :math:`x_n - y_n \log(x_n + \epsilon)`, plus Stirling's term where
     :math:`y_n > 1` with ``full=True``. See :class:`PoissonNLLLossFunction`.
+
+    Examples:
+        >>> poisson_nll_loss(torch.tensor([0.0, 1.0]), torch.tensor([1.0, 2.0]))
+        tensor(0.8591)
     """
-    if size_average is not None or reduce is not None:
-        reduction = _reduction.legacy_get_string(size_average, reduce)
+    reduction = legacy_or(size_average, reduce, reduction)
     # torch checks this one itself, before get_enum: 'elementwise_mean' is rejected here.
-    _reduction.check_reduction(reduction, accept_deprecated=False)
+    check_reduction(reduction, accept_deprecated=False)
     broadcast_shape("poisson_nll_loss", input=input, target=target)
     return PoissonNLLLossFunction.apply(input, target, log_input, full, eps, reduction)
 
 
 class GaussianNLLLossFunction(Function):
-    r"""Negative log-likelihood of a Gaussian target with predicted mean :math:`x` and variance :math:`v`.
+    r"""Negative log-likelihood of a Gaussian target with predicted mean :math:`x` and variance
+    :math:`v`.
 
     .. math::
         l_n = \frac12 \left(\log v_n + \frac{(x_n - y_n)^2}{v_n}\right)
               \;\left[+ \tfrac12 \log 2\pi \text{ if full}\right],
 
-        \frac{\partial l_n}{\partial x_n} = \frac{x_n - y_n}{v_n} = -\frac{\partial l_n}{\partial y_n},
+        \frac{\partial l_n}{\partial x_n} = \frac{x_n - y_n}{v_n}
+            = -\frac{\partial l_n}{\partial y_n},
         \qquad
-        \frac{\partial l_n}{\partial v_n} = \frac12 \left(\frac{1}{v_n} - \frac{(x_n - y_n)^2}{v_n^2}\right)
+        \frac{\partial l_n}{\partial v_n}
+            = \frac12 \left(\frac{1}{v_n} - \frac{(x_n - y_n)^2}{v_n^2}\right)
 
     where :math:`v_n = \max(\text{var}_n, \epsilon)`. torch clamps a clone of
     ``var`` in place under ``no_grad``, so the clamp is invisible to autograd:
@@ -285,7 +300,8 @@ def _clamped(var: Tensor, eps: float) -> Tensor:
     try:
         var.clamp_(min=eps)
     except RuntimeError as err:
-        raise RuntimeError(f"var of dtype {var.dtype} cannot be clamped in place at eps={eps}: {err}") from None
+        raise RuntimeError(f"var of dtype {var.dtype} cannot be clamped in place at eps={eps}: "
+                           f"{err}") from None
     return var
 
 
@@ -301,11 +317,13 @@ def _check_var_shape(input: Tensor, var: Tensor) -> Tensor:
         return var
     if input.size()[:-1] == var.size():
         return torch.unsqueeze(var, -1)
-    if input.dim() == var.dim() and sum(v for i, v in zip(input.size(), var.size()) if i != v) == 1:
+    if input.dim() == var.dim() and sum(
+            v for i, v in zip(input.size(), var.size(), strict=True) if i != v) == 1:
         return var
     raise ValueError(
-        f"var is of incorrect size: var has shape {tuple(var.shape)}, input has shape {tuple(input.shape)}; "
-        "expected input's shape, input's shape without its last dim, or input's shape with one dim of size 1"
+        f"var is of incorrect size: var has shape {tuple(var.shape)}, input has shape "
+        f"{tuple(input.shape)}; expected input's shape, input's shape without its last dim, or "
+        "input's shape with one dim of size 1"
     )
 
 
@@ -317,6 +335,11 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var: Tensor | float, full: 
     plus :math:`\frac12 \log 2\pi` with ``full=True``. ``var`` is a tensor
     (see :func:`_check_var_shape` for the shapes torch accepts) or a Python
     float. See :class:`GaussianNLLLossFunction` for the gradients.
+
+    Examples:
+        >>> mean, var = torch.tensor([0.0, 1.0]), torch.tensor([1.0, 2.0])
+        >>> gaussian_nll_loss(mean, torch.tensor([1.0, 1.0]), var)
+        tensor(0.4233)
     """
     # Same order of checks as torch: sign, then shape, then reduction.
     if isinstance(var, float):
@@ -327,9 +350,9 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var: Tensor | float, full: 
         raise TypeError(f"var must be a Tensor or a float, got {type(var).__name__} ({var!r})")
     elif torch.any(var < 0):
         raise ValueError(
-            f"var has negative entry/entries: var must be non-negative, got minimum {var.min().item()}"
+            "var has negative entry/entries: var must be non-negative, got minimum "
+            f"{var.min().item()}"
         )
     var = _check_var_shape(input, var)
-    if reduction not in _reduction.REDUCTIONS:
-        raise ValueError(f"{reduction} is not valid: reduction must be one of 'none', 'mean', 'sum'")
+    check_reduction(reduction, accept_deprecated=False, message=NOT_VALID)
     return GaussianNLLLossFunction.apply(input, target, var, full, eps, reduction)

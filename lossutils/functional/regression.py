@@ -16,10 +16,17 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from .. import _reduction
 from .._autograd import once_differentiable
-from .._checks import broadcast_pair, warn_size_mismatch
-from .._reduction import reduce, reduce_backward, sum_to_shape
+from .._checks import broadcast_pair, dtype_name, warn_size_mismatch
+from .._reduction import (
+    INVALID_MODE,
+    check_reduction,
+    legacy_or,
+    reduce,
+    reduce_backward,
+    reduction_grad,
+    sum_to_shape,
+)
 
 __all__ = ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss"]
 
@@ -29,8 +36,9 @@ __all__ = ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss"]
 # ----------------------------------------------------------------------------
 
 
-def _weighted_reduce(loss: Tensor, weight: Tensor | None, reduction: str, mean_by_weight: bool) -> Tensor:
-    """Weight the elementwise losses, then reduce.
+def _weighted_reduce(loss: Tensor, weight: Tensor | None, reduction: str,
+                     mean_by_weight: bool) -> Tensor:
+    """Weight the elementwise losses, then reduce them.
 
     torch 2.13's weighted ``mean`` divides by :math:`\\sum_n w_n` for L1 and
     MSE but by the number of elements :math:`N` for Huber
@@ -38,10 +46,7 @@ def _weighted_reduce(loss: Tensor, weight: Tensor | None, reduction: str, mean_b
     """
     if weight is None:
         return reduce(loss, reduction)
-    loss = loss * weight
-    if reduction == "mean" and mean_by_weight:
-        return loss.sum() / weight.sum()
-    return reduce(loss, reduction)
+    return reduce(loss * weight, reduction, weight.sum() if mean_by_weight else None)
 
 
 def _save(ctx, inputs, output) -> None:
@@ -60,7 +65,8 @@ def _residual_backward(ctx, grad_output: Tensor, loss_fn, slope_fn, mean_by_weig
     .. math::
         \frac{\partial L}{\partial x_n} = c\, w_n s_n = -\frac{\partial L}{\partial y_n},
         \qquad
-        \frac{\partial L}{\partial w_k} = c \Big(\sum_{n \to k} \ell(d_n) - [\text{mean by } \textstyle\sum w]\, L\Big)
+        \frac{\partial L}{\partial w_k} = c \Big(\sum_{n \to k} \ell(d_n)
+            - [\text{mean by } \textstyle\sum w]\, L\Big)
 
     where :math:`n \to k` runs over the broadcast copies of :math:`w_k`; the
     :math:`-L` term appears only when ``mean`` divides by :math:`\sum_m w_m`,
@@ -69,13 +75,12 @@ def _residual_backward(ctx, grad_output: Tensor, loss_fn, slope_fn, mean_by_weig
     input, target, weight, output = ctx.saved_tensors
     diff = input - target
     slope = slope_fn(diff, *ctx.params)
+    no_params = (None for _ in ctx.params)
     if weight is None:
         g = reduce_backward(slope, ctx.reduction, grad_output)
-        return (g, -g, None, None, *(None for _ in ctx.params))
-    if ctx.reduction == "mean":
-        scale = grad_output / (weight.sum() if mean_by_weight else max(diff.numel(), 1))
-    else:
-        scale = grad_output
+        return (g, -g, None, None, *no_params)
+    total = weight.sum() if mean_by_weight else None
+    scale = reduction_grad(grad_output, ctx.reduction, diff.numel(), total)
     g = slope * weight * scale
     grad_weight = None
     if ctx.needs_input_grad[2]:
@@ -83,7 +88,7 @@ def _residual_backward(ctx, grad_output: Tensor, loss_fn, slope_fn, mean_by_weig
         grad_weight = sum_to_shape(loss * scale, weight.shape)
         if ctx.reduction == "mean" and mean_by_weight:
             grad_weight = grad_weight - output * scale
-    return (g, -g, grad_weight, None, *(None for _ in ctx.params))
+    return (g, -g, grad_weight, None, *no_params)
 
 
 # ----------------------------------------------------------------------------
@@ -133,7 +138,8 @@ class L1LossFunction(Function):
 
     .. math::
         l_n = w_n |x_n - y_n|, \qquad
-        \frac{\partial l_n}{\partial x_n} = w_n \operatorname{sgn}(x_n - y_n) = -\frac{\partial l_n}{\partial y_n},
+        \frac{\partial l_n}{\partial x_n} = w_n \operatorname{sgn}(x_n - y_n)
+            = -\frac{\partial l_n}{\partial y_n},
         \qquad \frac{\partial l_n}{\partial w_n} = |x_n - y_n|
 
     with :math:`\operatorname{sgn}(0) = 0` and :math:`w_n = 1` without ``weight``.
@@ -181,9 +187,11 @@ class SmoothL1LossFunction(Function):
     r"""Smooth L1: quadratic for :math:`|d_n| < \beta`, linear (slope 1) outside.
 
     .. math::
-        l_n = \begin{cases} 0.5\, d_n^2 / \beta & |d_n| < \beta \\ |d_n| - 0.5\, \beta & \text{otherwise}\end{cases},
+        l_n = \begin{cases} 0.5\, d_n^2 / \beta & |d_n| < \beta \\
+            |d_n| - 0.5\, \beta & \text{otherwise}\end{cases},
         \qquad
-        \frac{\partial l_n}{\partial x_n} = \operatorname{clip}(d_n / \beta, -1, 1) = -\frac{\partial l_n}{\partial y_n}
+        \frac{\partial l_n}{\partial x_n} = \operatorname{clip}(d_n / \beta, -1, 1)
+            = -\frac{\partial l_n}{\partial y_n}
 
     with :math:`d_n = x_n - y_n` and :math:`\beta > 0` (``beta = 0`` is L1,
     handled by :class:`L1LossFunction`, since :math:`d/\beta` is then 0/0).
@@ -191,7 +199,8 @@ class SmoothL1LossFunction(Function):
 
     @staticmethod
     def forward(input, target, weight, reduction, beta):
-        return _weighted_reduce(_smooth_l1(input - target, beta), weight, reduction, mean_by_weight=True)
+        loss = _smooth_l1(input - target, beta)
+        return _weighted_reduce(loss, weight, reduction, mean_by_weight=True)
 
     setup_context = staticmethod(_save)
 
@@ -205,9 +214,11 @@ class HuberLossFunction(Function):
     r"""Huber: quadratic for :math:`|d_n| < \delta`, linear with slope :math:`\delta` outside.
 
     .. math::
-        l_n = w_n \begin{cases} 0.5\, d_n^2 & |d_n| < \delta \\ \delta\, (|d_n| - 0.5\, \delta) & \text{otherwise}\end{cases},
+        l_n = w_n \begin{cases} 0.5\, d_n^2 & |d_n| < \delta \\
+            \delta\, (|d_n| - 0.5\, \delta) & \text{otherwise}\end{cases},
         \qquad
-        \frac{\partial l_n}{\partial x_n} = w_n \operatorname{clip}(d_n, -\delta, \delta) = -\frac{\partial l_n}{\partial y_n}
+        \frac{\partial l_n}{\partial x_n} = w_n \operatorname{clip}(d_n, -\delta, \delta)
+            = -\frac{\partial l_n}{\partial y_n}
 
     and :math:`\partial l_n / \partial w_n` is the unweighted Huber term. Unlike
     L1 and MSE, a weighted ``mean`` divides by :math:`N`, not by :math:`\sum_n w_n`.
@@ -227,29 +238,21 @@ class HuberLossFunction(Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output):
-        return (*_residual_backward(ctx, grad_output, _huber, _huber_slope, mean_by_weight=False), None)
+        grads = _residual_backward(ctx, grad_output, _huber, _huber_slope, mean_by_weight=False)
+        return (*grads, None)  # out_dtype
 
 
 # ----------------------------------------------------------------------------
 # Argument checks shared by the wrappers
 # ----------------------------------------------------------------------------
 
-# The C++ names torch's kernels print ("not implemented for 'Long'"), kept in our messages.
-_TORCH_DTYPE_NAMES = {
-    torch.float16: "Half", torch.bfloat16: "BFloat16", torch.float32: "Float", torch.float64: "Double",
-    torch.bool: "Bool", torch.uint8: "Byte", torch.int8: "Char", torch.int16: "Short",
-    torch.int32: "Int", torch.int64: "Long", torch.complex64: "ComplexFloat",
-    torch.complex128: "ComplexDouble", torch.complex32: "ComplexHalf",
-}
-
 
 def _require_real_floating(op: str, kernel: str, dtype: torch.dtype) -> None:
     """torch's MSE/SmoothL1/Huber kernels exist for real floating dtypes only."""
     if not dtype.is_floating_point:
-        name = _TORCH_DTYPE_NAMES.get(dtype, str(dtype))
         raise NotImplementedError(
-            f'"{kernel}" not implemented for {name!r}: {op} needs floating-point input and target, '
-            f"and they promote to {dtype}"
+            f'"{kernel}" not implemented for {dtype_name(dtype)!r}: {op} needs floating-point '
+            f"input and target, and they promote to {dtype}"
         )
 
 
@@ -261,32 +264,23 @@ def _real_scalar(op: str, name: str, value) -> float:
     elif isinstance(value, numbers.Real):
         return value
     shape = f" of shape {tuple(value.shape)}" if isinstance(value, Tensor) else ""
-    raise TypeError(f"{op}(): argument '{name}' must be a real number (float), got {type(value).__name__}{shape}")
+    raise TypeError(f"{op}(): argument '{name}' must be a real number (float), "
+                    f"got {type(value).__name__}{shape}")
 
 
 def _check_weight_shape(weight: Tensor, shape: torch.Size, op: str) -> None:
-    """torch compares ``weight`` with ``input``'s own size, before broadcasting against ``target``."""
+    """torch compares ``weight`` with ``input``'s own size, before broadcasting against
+    ``target``."""
     if weight.size() != shape:
         raise ValueError(
-            f"Weights and input must have the same size: {op} got weight of shape {tuple(weight.shape)} "
-            f"and input of shape {tuple(shape)}."
+            f"Weights and input must have the same size: {op} got weight of shape "
+            f"{tuple(weight.shape)} and input of shape {tuple(shape)}."
         )
 
 
-def _check_weighted_reduction(reduction: str) -> None:
+def _check_weighted_reduction(reduction: str) -> str:
     # torch's weighted branch compares the string itself: no 'elementwise_mean' alias there.
-    if reduction not in _reduction.REDUCTIONS:
-        raise ValueError(
-            f"Invalid reduction mode: {reduction}. Expected one of 'none', 'mean', 'sum' "
-            "(with a weight, the deprecated 'elementwise_mean' is not accepted either)."
-        )
-
-
-def _legacy(size_average, reduce, reduction: str) -> str:
-    """Legacy flags override ``reduction``; the plain string is validated later, as torch does."""
-    if size_average is not None or reduce is not None:
-        return _reduction.legacy_get_string(size_average, reduce)
-    return reduction
+    return check_reduction(reduction, accept_deprecated=False, message=INVALID_MODE)
 
 
 # ----------------------------------------------------------------------------
@@ -296,13 +290,18 @@ def _legacy(size_average, reduce, reduction: str) -> str:
 
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
             reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
-    r"""Mean absolute error, :math:`l_n = w_n |x_n - y_n|`, like :func:`torch.nn.functional.l1_loss`.
+    r"""Mean absolute error, :math:`l_n = w_n |x_n - y_n|`, like
+    :func:`torch.nn.functional.l1_loss`.
 
     Works for integer (``'none'``/``'sum'``), floating and complex tensors, like
     torch. See :class:`L1LossFunction` for the gradient.
+
+    Examples:
+        >>> l1_loss(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0]))
+        tensor(1.5000)
     """
     warn_size_mismatch(input, target)
-    reduction = _legacy(size_average, reduce, reduction)
+    reduction = legacy_or(size_average, reduce, reduction)
     shape = input.shape
     input, target = broadcast_pair(input, target)
     if weight is not None:
@@ -315,23 +314,28 @@ def _l1_branch(input, target, weight, reduction, op):
     if weight is not None:
         _check_weighted_reduction(reduction)
     else:
-        reduction = _reduction.check_reduction(reduction)
+        reduction = check_reduction(reduction)
         if reduction == "mean" and not (input.is_floating_point() or input.is_complex()):
             raise RuntimeError(
-                f"mean(): could not infer output dtype. {op} with reduction='mean' needs floating-point "
-                f"or complex input/target, got {input.dtype}"
+                f"mean(): could not infer output dtype. {op} with reduction='mean' needs "
+                f"floating-point or complex input/target, got {input.dtype}"
             )
     return L1LossFunction.apply(input, target, weight, reduction)
 
 
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
              reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
-    r"""Mean squared error, :math:`l_n = w_n (x_n - y_n)^2`, like :func:`torch.nn.functional.mse_loss`.
+    r"""Mean squared error, :math:`l_n = w_n (x_n - y_n)^2`, like
+    :func:`torch.nn.functional.mse_loss`.
 
     See :class:`MSELossFunction` for the gradient.
+
+    Examples:
+        >>> mse_loss(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0]))
+        tensor(2.5000)
     """
     warn_size_mismatch(input, target)
-    reduction = _legacy(size_average, reduce, reduction)
+    reduction = legacy_or(size_average, reduce, reduction)
     shape = input.shape
     input, target = broadcast_pair(input, target)
     if weight is not None:
@@ -339,7 +343,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
         _check_weight_shape(weight, shape, "mse_loss")
         _check_weighted_reduction(reduction)
     else:
-        reduction = _reduction.check_reduction(reduction)
+        reduction = check_reduction(reduction)
         _require_real_floating("mse_loss", "mse_cpu", input.dtype)
     return MSELossFunction.apply(input, target, weight, reduction)
 
@@ -351,16 +355,21 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     :math:`l_n = 0.5\, d_n^2/\beta` if :math:`|d_n| < \beta`, else :math:`|d_n| - 0.5\beta`.
     ``beta = 0`` is exactly :func:`l1_loss`; a negative (or NaN) ``beta`` is rejected.
     See :class:`SmoothL1LossFunction` for the gradient.
+
+    Examples:
+        >>> smooth_l1_loss(torch.tensor([0.5, 3.0]), torch.zeros(2), reduction="none")
+        tensor([0.1250, 2.5000])
     """
     warn_size_mismatch(input, target)
-    reduction = _legacy(size_average, reduce, reduction)
+    reduction = legacy_or(size_average, reduce, reduction)
     input, target = broadcast_pair(input, target)
     if beta == 0.0:
         return _l1_branch(input, target, None, reduction, "smooth_l1_loss")
-    reduction = _reduction.check_reduction(reduction)
+    reduction = check_reduction(reduction)
     beta = _real_scalar("smooth_l1_loss", "beta", beta)
     if not beta >= 0:
-        raise RuntimeError(f"smooth_l1_loss does not support negative values for beta: got beta={beta}")
+        raise RuntimeError(f"smooth_l1_loss does not support negative values for beta: "
+                           f"got beta={beta}")
     _require_real_floating("smooth_l1_loss", "smooth_l1_cpu", input.dtype)
     return SmoothL1LossFunction.apply(input, target, None, reduction, float(beta))
 
@@ -372,6 +381,10 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     :math:`l_n = w_n \cdot 0.5\, d_n^2` if :math:`|d_n| < \delta`, else
     :math:`w_n\, \delta (|d_n| - 0.5\delta)`; ``delta`` must be positive. The
     output keeps ``input``'s dtype. See :class:`HuberLossFunction` for the gradient.
+
+    Examples:
+        >>> huber_loss(torch.tensor([0.5, 3.0]), torch.zeros(2), reduction="none", delta=2.0)
+        tensor([0.1250, 4.0000])
     """
     warn_size_mismatch(input, target)
     shape, out_dtype = input.shape, input.dtype
@@ -379,16 +392,17 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     if weight is not None:
         _check_weight_shape(weight, shape, "huber_loss")
     else:
-        reduction = _reduction.check_reduction(reduction)
+        reduction = check_reduction(reduction)
     delta = _real_scalar("huber_loss", "delta", delta)
     if not delta > 0:
-        raise RuntimeError(f"huber_loss does not support non-positive values for delta: got delta={delta}")
+        raise RuntimeError(f"huber_loss does not support non-positive values for delta: "
+                           f"got delta={delta}")
     _require_real_floating("huber_loss", "huber_cpu", input.dtype)
     if not out_dtype.is_floating_point:
         raise RuntimeError(
-            f"result type {_TORCH_DTYPE_NAMES.get(input.dtype, input.dtype)} can't be cast to the desired "
-            f"output type {_TORCH_DTYPE_NAMES.get(out_dtype, out_dtype)}: huber_loss returns input's dtype "
-            f"({out_dtype}), so input must be floating-point"
+            f"result type {dtype_name(input.dtype)} can't be cast to the desired output type "
+            f"{dtype_name(out_dtype)}: huber_loss returns input's dtype ({out_dtype}), so input "
+            "must be floating-point"
         )
     if weight is not None:
         _check_weighted_reduction(reduction)

@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.autograd import Function
 
 from .._autograd import once_differentiable
+from .._checks import dtype_name
 
 __all__ = ["softmax", "log_softmax"]
 
@@ -59,7 +60,7 @@ def _prepare(name: str, input: Tensor, dim, stacklevel: int, dtype) -> tuple[Ten
         input = input.to(dtype)
     if not input.is_floating_point():
         raise NotImplementedError(
-            f'"{name}" not implemented for {str(input.dtype).removeprefix("torch.")!r}: '
+            f'"{name}" not implemented for {dtype_name(input.dtype)!r}: '
             f"input must be a floating-point tensor (or pass dtype=), got dtype {input.dtype}"
         )
     return input, dim

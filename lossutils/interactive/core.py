@@ -1,173 +1,32 @@
-"""What an interactive figure is: controls, panels of curves, and where it is shown.
+"""Where an interactive figure is shown: ``figure_mode`` and ``InteractiveFigure``.
 
-A figure is declared once, as data: its controls (``Slider``,
-``Choice``) and its panels, each a list of ``Curve`` objects whose
-``fn(x, **controls)`` computes ``y`` (with ``lossutils``). The controls a curve
-depends on are its ``fn``'s parameters after ``x`` without a default. Two
-renderings read the same declaration:
+An ``InteractiveFigure`` is a :class:`~lossutils.interactive.declaration.FigureDeclaration`
+that knows its two renderings:
 
 * live (a kernel with a front-end: Jupyter, Binder, Colab): ipywidgets controls
-  redraw a matplotlib figure, calling every ``fn`` again (``live``);
+  redraw a matplotlib figure, calling every ``fn`` again (:mod:`.live`);
 * static (the built book): every ``fn`` is evaluated over the grid of control
   values it depends on, and a Vega-Lite chart filters that table in the
-  browser, with no kernel (``static``).
+  browser, with no kernel (:mod:`.static`).
 
-Nothing here imports ipywidgets, matplotlib or IPython: those load only when a
-figure is drawn, so ``import lossutils`` works without a display.
+Both renderings import only the declaration, so nothing here is imported in a
+cycle; and neither imports ipywidgets, matplotlib or IPython until a figure is
+drawn, so ``import lossutils`` works without a display.
 """
 
 from __future__ import annotations
 
-import inspect
-import itertools
 import os
-import re
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
-import numpy as np
+from . import live, static
+from .declaration import FigureDeclaration
 
 #: The environment variable that picks the rendering. The book's Sphinx
 #: extension (book_ext/static_figures.py) sets it to "static" before any
 #: chapter runs, so the built site never holds a widget without a kernel.
 MODE_ENV = "LOSSUTILS_FIGURES"
-
-#: matplotlib's "tab10" colours, written out so both renderings use the same ones.
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-# Field names of the static chart's rows (see static.py), so no control may take them.
-_RESERVED = frozenset({"x", "y", "k", "i", "v", "curve"})
-
-
-@dataclass(frozen=True)
-class Slider:
-    """A number from ``min`` to ``max`` in steps of ``step``, starting at ``value``."""
-
-    name: str
-    label: str
-    min: float
-    max: float
-    step: float
-    value: float
-
-    def __post_init__(self):
-        if not (self.step > 0 and self.min < self.max):
-            raise ValueError(f"Slider {self.name!r}: need step > 0 and min < max, got "
-                             f"min={self.min}, max={self.max}, step={self.step}")
-        for what, v in (("max", self.max), ("value", self.value)):
-            k = (v - self.min) / self.step
-            if abs(k - round(k)) > 1e-6 or not self.min <= v <= self.max:
-                raise ValueError(f"Slider {self.name!r}: {what}={v} is not min + k*step "
-                                 f"within [{self.min}, {self.max}] (step {self.step})")
-
-    @property
-    def grid(self) -> list[float]:
-        """Every value the slider can take (rounded, so 0.1 + 0.2 prints as 0.3)."""
-        n = round((self.max - self.min) / self.step)
-        return [round(self.min + k * self.step, 10) for k in range(n + 1)]
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One of ``options`` (numbers or strings), shown as ``labels`` (default: the options)."""
-
-    name: str
-    label: str
-    options: tuple
-    value: Any
-    labels: tuple | None = None
-
-    def __post_init__(self):
-        if self.value not in self.options:
-            raise ValueError(f"Choice {self.name!r}: value {self.value!r} is not one of {self.options!r}")
-        if self.labels is not None and len(self.labels) != len(self.options):
-            raise ValueError(f"Choice {self.name!r}: {len(self.labels)} labels for {len(self.options)} options")
-
-    @property
-    def grid(self) -> list:
-        return list(self.options)
-
-    @property
-    def texts(self) -> list[str]:
-        return [str(t) for t in (self.labels or self.options)]
-
-
-Control = Slider | Choice
-
-
-@dataclass(frozen=True)
-class Curve:
-    """One line: ``y = fn(x, **controls)``, for the controls named by ``fn``'s parameters.
-
-    ``expr`` optionally gives the same curve as a Vega expression in ``x`` and the
-    control names (``exp``, ``log``, ``sqrt``, ``pow``, ``abs``, ``PI``), drawn by the
-    browser instead of stored point by point; it is checked against ``fn`` over the
-    whole control grid before the page is written.
-    """
-
-    label: str
-    fn: Callable[..., Any]
-    color: str | None = None
-    dashed: bool = False
-    expr: str | None = None
-
-    @property
-    def depends(self) -> tuple[str, ...]:
-        """The controls ``fn`` reads: its parameters after ``x`` without a default
-        (a default binds a constant, e.g. ``lambda x, T, fn=fn: fn(x, T)``)."""
-        params = list(inspect.signature(self.fn).parameters.values())[1:]
-        return tuple(p.name for p in params if p.default is inspect.Parameter.empty)
-
-    def __call__(self, x: np.ndarray, values: dict[str, Any]) -> np.ndarray:
-        y = self.fn(x, **{name: values[name] for name in self.depends})
-        if hasattr(y, "detach"):  # a torch tensor
-            y = y.detach().cpu().numpy()
-        return np.broadcast_to(np.asarray(y, dtype=np.float64), np.shape(x))
-
-
-@dataclass(frozen=True)
-class Marker:
-    """A dot on curve ``curve`` (its label) at x = the current value of slider ``at``."""
-
-    curve: str
-    at: str
-
-
-@dataclass(frozen=True)
-class Panel:
-    """One plot: curves over the evenly spaced ``x``; ``ylim`` fixes the y-range (else
-    the range of every curve over the whole control grid, so it never jumps)."""
-
-    title: str
-    x: Sequence[float]
-    curves: Sequence[Curve]
-    xlabel: str = ""
-    ylabel: str = ""
-    ylim: tuple[float, float] | None = None
-    markers: Sequence[Marker] = ()
-
-    def __post_init__(self):
-        x = np.asarray(self.x, dtype=np.float64)
-        object.__setattr__(self, "x", x)
-        steps = np.diff(x)
-        if x.ndim != 1 or len(x) < 2 or not np.allclose(steps, steps[0], rtol=1e-9, atol=1e-12) or steps[0] <= 0:
-            raise ValueError(f"Panel {self.title!r}: x must be increasing and evenly spaced")
-        labels = [c.label for c in self.curves]
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"Panel {self.title!r}: curve labels repeat: {labels}")
-
-    @property
-    def dx(self) -> float:
-        return float(self.x[1] - self.x[0])
-
-    def colors(self) -> list[str]:
-        return [c.color or PALETTE[i % len(PALETTE)] for i, c in enumerate(self.curves)]
-
-    def curve(self, label: str) -> Curve:
-        return next(c for c in self.curves if c.label == label)
 
 
 def figure_mode() -> str:
@@ -192,102 +51,27 @@ def figure_mode() -> str:
     return "live"
 
 
-@dataclass(eq=False)
-class InteractiveFigure:
+class InteractiveFigure(FigureDeclaration):
     """A figure with controls. Display it (last line of a cell) to get the rendering
     that fits where it runs (``figure_mode``); or ask for one explicitly:
     ``widget``, ``html``, ``vegalite``, ``draw``."""
 
-    name: str
-    controls: Sequence[Control]
-    panels: Sequence[Panel]
-    description: str = ""
-    _domains: dict = field(default_factory=dict, repr=False)
-
-    def __post_init__(self):
-        names = [c.name for c in self.controls]
-        for n in names:
-            if not _NAME.match(n) or n in _RESERVED:
-                raise ValueError(f"{self.name}: control name {n!r} must be an identifier, "
-                                 f"not one of {sorted(_RESERVED)}")
-        if len(set(names)) != len(names):
-            raise ValueError(f"{self.name}: control names repeat: {names}")
-        for panel in self.panels:
-            for curve in panel.curves:
-                unknown = set(curve.depends) - set(names)
-                if unknown:
-                    raise ValueError(f"{self.name}: curve {curve.label!r} asks for unknown controls "
-                                     f"{sorted(unknown)}; the controls are {names}")
-            for m in panel.markers:
-                self._check_marker(panel, m)
-
-    def _check_marker(self, panel: Panel, marker: Marker) -> None:
-        labels = [c.label for c in panel.curves]
-        if marker.curve not in labels or panel.curve(marker.curve).expr is not None:
-            raise ValueError(f"{self.name}: marker on {marker.curve!r}, not a curve of {panel.title!r} "
-                             f"{labels} computed point by point (without expr)")
-        control = self.control(marker.at)
-        # The static chart finds the marker among the curve's stored points, so
-        # every value of the slider must be one of the panel's x values.
-        ok = isinstance(control, Slider) and all(
-            np.min(np.abs(panel.x - v)) < 1e-6 * max(1.0, abs(v)) for v in control.grid)
-        if not ok:
-            raise ValueError(f"{self.name}: marker at {marker.at!r} needs a slider whose values all lie "
-                             f"on the x grid of panel {panel.title!r}")
-
-    def control(self, name: str) -> Control:
-        for c in self.controls:
-            if c.name == name:
-                return c
-        raise KeyError(f"{self.name}: no control {name!r}; the controls are {[c.name for c in self.controls]}")
-
-    @property
-    def defaults(self) -> dict[str, Any]:
-        return {c.name: c.value for c in self.controls}
-
-    def combos(self, names: Sequence[str]):
-        """Every combination of the named controls' values, as dicts."""
-        grids = [self.control(n).grid for n in names]
-        return [dict(zip(names, combo)) for combo in itertools.product(*grids)]
-
-    def domain(self, index: int) -> tuple[float, float]:
-        """The y-range of panel ``index``: its ylim, or the range of every curve over the grid."""
-        panel = self.panels[index]
-        if panel.ylim is not None:
-            return tuple(map(float, panel.ylim))
-        if index not in self._domains:
-            ys = [curve(panel.x, values) for curve in panel.curves for values in self.combos(curve.depends)]
-            finite = np.concatenate([y[np.isfinite(y)] for y in ys])
-            lo, hi = float(finite.min()), float(finite.max())
-            pad = 0.05 * (hi - lo or 1.0)
-            self._domains[index] = (lo - pad, hi + pad)
-        return self._domains[index]
-
-    # -- renderings (imported lazily: matplotlib/ipywidgets only when drawn) --
-
-    def draw(self, values: dict[str, Any] | None = None, fig=None):
-        """A matplotlib Figure at the given control values (default: the initial ones)."""
-        from .live import draw
-
-        return draw(self, {**self.defaults, **(values or {})}, fig)
+    def draw(self, values: dict[str, Any] | None = None, mpl_figure=None):
+        """A matplotlib Figure at the given control values (default: the initial ones),
+        drawn into ``mpl_figure`` when given."""
+        return live.draw(self, {**self.defaults, **(values or {})}, mpl_figure)
 
     def widget(self):
         """ipywidgets controls driving the matplotlib figure, recomputed live."""
-        from .live import widget
-
-        return widget(self)
+        return live.widget(self)
 
     def vegalite(self) -> dict:
         """The Vega-Lite spec of the static rendering (data precomputed over the grid)."""
-        from .static import vegalite
-
-        return vegalite(self)
+        return static.vegalite(self)
 
     def html(self) -> str:
         """The static rendering: a div and the script that embeds ``vegalite`` in it."""
-        from .static import html
-
-        return html(self)
+        return static.html(self)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {"text/html": self.html(), "text/plain": repr(self)}
@@ -303,4 +87,3 @@ class InteractiveFigure:
     def __repr__(self) -> str:
         controls = ", ".join(c.name for c in self.controls)
         return f"<interactive figure {self.name!r}: {len(self.panels)} panels, controls {controls}>"
-

@@ -7,7 +7,7 @@ them comes from ``lossutils.functional`` (and its hand-written backwards).
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 import torch
@@ -22,7 +22,8 @@ from lossutils.functional import (
     softmax,
 )
 
-from .core import Choice, Curve, InteractiveFigure, Marker, Panel, Slider
+from .core import InteractiveFigure
+from .declaration import Choice, Curve, Marker, Panel, Slider
 
 _F64 = torch.float64
 
@@ -48,7 +49,8 @@ def _scaled_logits(x, T) -> torch.Tensor:
 
 
 def _ce(x, T=1.0):
-    return cross_entropy(_scaled_logits(x, T), torch.zeros(len(x), dtype=torch.long), reduction="none")
+    true_class = torch.zeros(len(x), dtype=torch.long)
+    return cross_entropy(_scaled_logits(x, T), true_class, reduction="none")
 
 
 def _q_true(x, T=1.0):
@@ -78,7 +80,8 @@ def ce_temperature() -> InteractiveFigure:
         ("gradient on the true logit", _ce_grad, "∂loss / ∂x_y", (-5.2, 0.2)),
     ):
         at_T = Curve("at temperature T", lambda x, T, fn=fn: fn(x, T))
-        panels.append(Panel(title, x, [at_T, Curve("T = 1", lambda x, fn=fn: fn(x), color="#888888", dashed=True)],
+        at_1 = Curve("T = 1", lambda x, fn=fn: fn(x), color="#888888", dashed=True)
+        panels.append(Panel(title, x, [at_T, at_1],
                             xlabel="true-class logit x_y (others 0)", ylabel=ylabel, ylim=ylim,
                             markers=[Marker("at temperature T", "z")]))
     return InteractiveFigure(
@@ -137,7 +140,8 @@ def regression_losses() -> InteractiveFigure:
                  xlabel="residual x − y", ylabel="∂l_n / ∂x_n", ylim=(-3, 3))
     return InteractiveFigure(
         "regression-losses",
-        [Slider("delta", "Huber δ", 0.1, 3.0, 0.1, 1.0), Slider("beta", "SmoothL1 β", 0.1, 3.0, 0.1, 0.5)],
+        [Slider("delta", "Huber δ", 0.1, 3.0, 0.1, 1.0),
+         Slider("beta", "SmoothL1 β", 0.1, 3.0, 0.1, 0.5)],
         [loss, grad], description="Regression losses and their gradients against the residual")
 
 
@@ -186,19 +190,23 @@ def kl_gaussian_fit() -> InteractiveFigure:
     forward, reverse = "forward KL(p‖q)", "reverse KL(q‖p)"
     densities = Panel("densities", np.linspace(-6, 6, 241), [
         Curve("target p (mixture)", lambda x: _mixture(_t(x)), color="#7f7f7f"),
-        Curve("fit q = N(μ, σ²)", lambda x, mu, sigma: _normal_pdf(_t(x), mu, sigma), color="#2ca02c",
+        Curve("fit q = N(μ, σ²)", lambda x, mu, sigma: _normal_pdf(_t(x), mu, sigma),
+              color="#2ca02c",
               expr="exp(-0.5 * pow((x - mu) / sigma, 2)) / (sigma * sqrt(2 * PI))"),
     ], xlabel="x", ylabel="density", ylim=(0, 1.0))
     along_mu = Panel("KL as μ moves (σ fixed)", mu.grid, [
         Curve(forward, lambda x, sigma: _forward_kl(x, sigma)),
         Curve(reverse, lambda x, sigma: _reverse_kl(x, sigma)),
-    ], xlabel="μ", ylabel="nats", ylim=(0, 4), markers=[Marker(forward, "mu"), Marker(reverse, "mu")])
+    ], xlabel="μ", ylabel="nats", ylim=(0, 4),
+        markers=[Marker(forward, "mu"), Marker(reverse, "mu")])
     along_sigma = Panel("KL as σ moves (μ fixed)", sigma.grid, [
         Curve(forward, lambda x, mu: _forward_kl(mu, x)),
         Curve(reverse, lambda x, mu: _reverse_kl(mu, x)),
-    ], xlabel="σ", ylabel="nats", ylim=(0, 4), markers=[Marker(forward, "sigma"), Marker(reverse, "sigma")])
-    return InteractiveFigure("kl-gaussian-fit", [mu, sigma], [densities, along_mu, along_sigma],
-                             description="Forward and reverse KL of a Gaussian fit to a two-mode mixture")
+    ], xlabel="σ", ylabel="nats", ylim=(0, 4),
+        markers=[Marker(forward, "sigma"), Marker(reverse, "sigma")])
+    return InteractiveFigure(
+        "kl-gaussian-fit", [mu, sigma], [densities, along_mu, along_sigma],
+        description="Forward and reverse KL of a Gaussian fit to a two-mode mixture")
 
 
 # -- chapter 06: training loss per learning rate ----------------------------
@@ -217,7 +225,7 @@ def _digits():
     return X[perm], y[perm]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _run(log_lr: float, reduction: str) -> tuple[float, ...]:
     """Full-batch gradient descent on N_TRAIN digits with the chapter's 64-32-10
     network: the training cross-entropy (per example) before each step and after
@@ -225,7 +233,8 @@ def _run(log_lr: float, reduction: str) -> tuple[float, ...]:
     X, y = _digits()
     with torch.random.fork_rng():  # the same initial weights every run, the caller's RNG untouched
         torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+        model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(),
+                                    torch.nn.Linear(32, 10))
     opt = torch.optim.SGD(model.parameters(), lr=10.0 ** log_lr)
     curve = []
     for step in range(STEPS + 1):
@@ -260,5 +269,6 @@ def training_lr() -> InteractiveFigure:
         Curve(final, lambda x, reduction: [_run(float(v), reduction)[-1] for v in x]),
     ], xlabel="log₁₀ learning rate", ylabel="training cross-entropy", ylim=(0, 2.6),
         markers=[Marker(final, "log_lr")])
-    return InteractiveFigure("training-lr", [log_lr, reduction], [curves, sweep],
-                             description="Training loss curves of the digits classifier per learning rate")
+    return InteractiveFigure(
+        "training-lr", [log_lr, reduction], [curves, sweep],
+        description="Training loss curves of the digits classifier per learning rate")

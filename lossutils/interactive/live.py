@@ -14,20 +14,21 @@ from typing import Any
 
 import numpy as np
 
-from .core import InteractiveFigure, Slider
+from .declaration import FigureDeclaration, Slider
 
 
-def draw(fig: InteractiveFigure, values: dict[str, Any], mpl=None):
-    """Draw every panel at ``values`` into ``mpl`` (a new Figure when None); return it."""
+def draw(figure: FigureDeclaration, values: dict[str, Any], mpl_figure=None):
+    """Draw every panel of ``figure`` at ``values`` into ``mpl_figure`` (a new matplotlib
+    Figure when None); return it."""
     from matplotlib.figure import Figure
 
-    n = len(fig.panels)
-    if mpl is None:
-        mpl = Figure(figsize=(3.4 * n, 3.3), layout="constrained")
-    mpl.clear()
-    axes = mpl.subplots(1, n, squeeze=False)[0]
-    for index, (ax, panel) in enumerate(zip(axes, fig.panels)):
-        colors = dict(zip((c.label for c in panel.curves), panel.colors()))
+    n = len(figure.panels)
+    if mpl_figure is None:
+        mpl_figure = Figure(figsize=(3.4 * n, 3.3), layout="constrained")
+    mpl_figure.clear()
+    axes = mpl_figure.subplots(1, n, squeeze=False)[0]
+    for index, (ax, panel) in enumerate(zip(axes, figure.panels, strict=True)):
+        colors = dict(zip((c.label for c in panel.curves), panel.colors(), strict=True))
         for curve in panel.curves:
             ax.plot(panel.x, curve(panel.x, values), color=colors[curve.label], lw=2,
                     ls="--" if curve.dashed else "-", label=curve.label)
@@ -35,11 +36,11 @@ def draw(fig: InteractiveFigure, values: dict[str, Any], mpl=None):
             at = np.array([values[m.at]], dtype=np.float64)
             ax.plot(at, panel.curve(m.curve)(at, values), "o", color=colors[m.curve], ms=7)
         ax.set(title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel,
-               xlim=(panel.x[0], panel.x[-1]), ylim=fig.domain(index))
+               xlim=(panel.x[0], panel.x[-1]), ylim=figure.domain(index))
         ax.title.set_fontsize(10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
-    return mpl
+    return mpl_figure
 
 
 def _control(c):
@@ -51,23 +52,23 @@ def _control(c):
         # every pixel of a drag (each redraw recomputes and renders a PNG).
         return W.FloatSlider(value=c.value, min=c.min, max=c.max, step=c.step, description=c.label,
                              continuous_update=False, style=style, layout=layout)
-    return W.ToggleButtons(options=list(zip(c.texts, c.options)), value=c.value, description=c.label,
-                           style=style)
+    return W.ToggleButtons(options=list(zip(c.texts, c.options, strict=True)), value=c.value,
+                           description=c.label, style=style)
 
 
-def widget(fig: InteractiveFigure):
+def widget(figure: FigureDeclaration):
     """A VBox: the controls, then the figure they redraw."""
     import ipywidgets as W
     from IPython.display import Image, display
 
-    controls = {c.name: _control(c) for c in fig.controls}
-    mpl = None
+    controls = {c.name: _control(c) for c in figure.controls}
+    mpl_figure = None
 
     def redraw(**values):
-        nonlocal mpl
-        mpl = draw(fig, values, mpl)
+        nonlocal mpl_figure
+        mpl_figure = draw(figure, values, mpl_figure)
         png = io.BytesIO()
-        mpl.savefig(png, format="png", dpi=100)
+        mpl_figure.savefig(png, format="png", dpi=100)
         display(Image(data=png.getvalue(), format="png"))
 
     output = W.interactive_output(redraw, controls)

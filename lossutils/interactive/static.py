@@ -27,11 +27,12 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from .core import InteractiveFigure, Panel, Slider
+from .declaration import FigureDeclaration, Panel, Slider
 
 WIDTH = 660  # px for all panels together: the book theme's text column
 
-_FUNCTIONS = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "pow": np.power, "abs": np.abs, "PI": math.pi}
+_FUNCTIONS = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "pow": np.power, "abs": np.abs,
+              "PI": math.pi}
 _counter = itertools.count()
 
 
@@ -39,22 +40,24 @@ def _param(c) -> str:
     return f"c_{c}"
 
 
-def _params(fig: InteractiveFigure) -> list[dict]:
+def _params(figure: FigureDeclaration) -> list[dict]:
     params = []
-    for c in fig.controls:
+    for c in figure.controls:
         if isinstance(c, Slider):
-            bind = {"input": "range", "min": c.min, "max": c.max, "step": c.step, "name": c.label + " "}
+            bind = {"input": "range", "min": c.min, "max": c.max, "step": c.step,
+                    "name": c.label + " "}
         else:
-            bind = {"input": "radio", "options": list(c.options), "labels": c.texts, "name": c.label + " "}
+            bind = {"input": "radio", "options": list(c.options), "labels": c.texts,
+                    "name": c.label + " "}
         params.append({"name": _param(c.name), "value": c.value, "bind": bind})
     return params
 
 
-def _matches(fig: InteractiveFigure, names: set[str]) -> str:
+def _matches(figure: FigureDeclaration, names: set[str]) -> str:
     """A row is kept when each control it was computed for equals the control's value.
     Rows without that field (curves that do not depend on it) always pass."""
     terms = []
-    for c in fig.controls:
+    for c in figure.controls:
         if c.name not in names:
             continue
         if isinstance(c, Slider):  # half a step of slack: slider values are decimal strings
@@ -72,29 +75,36 @@ def _quantize(y: np.ndarray, lo: float, hi: float, unit: float) -> list:
     return [None if math.isnan(v) else int(v) for v in q.tolist()]
 
 
-def _to_vega(expr: str, fig: InteractiveFigure) -> str:
-    names = {c.name for c in fig.controls}
-    return re.sub(r"\b[A-Za-z_]\w*\b",
-                  lambda m: "datum.x" if m.group(0) == "x" else _param(m.group(0)) if m.group(0) in names
-                  else m.group(0), expr)
+def _to_vega(expr: str, figure: FigureDeclaration) -> str:
+    """``expr`` with ``x`` as the data point's field and each control as its parameter."""
+    names = {c.name for c in figure.controls}
+
+    def vega_name(match: re.Match) -> str:
+        word = match.group(0)
+        if word == "x":
+            return "datum.x"
+        return _param(word) if word in names else word
+
+    return re.sub(r"\b[A-Za-z_]\w*\b", vega_name, expr)
 
 
-def _check_expr(fig: InteractiveFigure, panel: Panel, curve) -> None:
+def _check_expr(figure: FigureDeclaration, panel: Panel, curve) -> None:
     """The browser's closed form must draw what ``fn`` computes: checked at up to
     ~100 control combinations spread over the grid (the first and last included)."""
-    combos = fig.combos(curve.depends)
+    combos = figure.combos(curve.depends)
     for values in combos[::max(1, len(combos) // 100)] + combos[-1:]:
         scope = {"__builtins__": {}, **_FUNCTIONS, **values, "x": panel.x}
-        got = np.asarray(eval(curve.expr, scope), dtype=np.float64)  # noqa: S307 (our own string)
+        # eval: the expression is the figure author's own string, evaluated without builtins
+        got = np.asarray(eval(curve.expr, scope), dtype=np.float64)
         want = curve(panel.x, values)
         if not np.allclose(got, want, rtol=1e-6, atol=1e-9, equal_nan=True):
-            raise ValueError(f"{fig.name}: expr of {curve.label!r} differs from its fn at {values}: "
-                             f"max |diff| {np.nanmax(np.abs(got - want)):.3g}")
+            raise ValueError(f"{figure.name}: expr of {curve.label!r} differs from its fn at "
+                             f"{values}: max |diff| {np.nanmax(np.abs(got - want)):.3g}")
 
 
-def _panel(fig: InteractiveFigure, index: int, datasets: dict, width: int) -> dict:
-    panel = fig.panels[index]
-    lo, hi = fig.domain(index)
+def _panel(figure: FigureDeclaration, index: int, datasets: dict, width: int) -> dict:
+    panel = figure.panels[index]
+    lo, hi = figure.domain(index)
     unit = 10.0 ** math.floor(math.log10((hi - lo) / 1000))
     x0, dx, n = float(panel.x[0]), panel.dx, len(panel.x)
     labels = [c.label for c in panel.curves]
@@ -102,10 +112,10 @@ def _panel(fig: InteractiveFigure, index: int, datasets: dict, width: int) -> di
     rows, depends = [], set()
     for k, curve in enumerate(panel.curves):
         if curve.expr is not None:
-            _check_expr(fig, panel, curve)
+            _check_expr(figure, panel, curve)
             continue
         depends.update(curve.depends)
-        for values in fig.combos(curve.depends):
+        for values in figure.combos(curve.depends):
             rows.append({"k": k, **values, "y": _quantize(curve(panel.x, values), lo, hi, unit)})
 
     encoding = {
@@ -120,12 +130,13 @@ def _panel(fig: InteractiveFigure, index: int, datasets: dict, width: int) -> di
     }
     line = {"type": "line", "clip": True, "strokeWidth": 2}
     dash = {"field": "curve", "type": "nominal", "legend": None,
-            "scale": {"domain": labels, "range": [[5, 3] if c.dashed else [1, 0] for c in panel.curves]}}
+            "scale": {"domain": labels,
+                      "range": [[5, 3] if c.dashed else [1, 0] for c in panel.curves]}}
     layers = []
     if rows:
-        name = f"{fig.name}-{index}"
+        name = f"{figure.name}-{index}"
         datasets[name] = rows
-        unroll = [{"filter": _matches(fig, depends)}] if depends else []
+        unroll = [{"filter": _matches(figure, depends)}] if depends else []
         unroll += [
             {"flatten": ["y"]},
             {"window": [{"op": "row_number", "as": "i"}], "groupby": ["k"]},
@@ -141,13 +152,13 @@ def _panel(fig: InteractiveFigure, index: int, datasets: dict, width: int) -> di
             layers.append({"data": {"name": name}, "transform": unroll + [{"filter": at}],
                            "mark": {"type": "point", "filled": True, "size": 70, "opacity": 1},
                            "encoding": encoding})
-    for k, curve in enumerate(panel.curves):
+    for curve in panel.curves:
         if curve.expr is None:
             continue
         layers.append({
             "data": {"sequence": {"start": 0, "stop": n, "as": "i"}},
             "transform": [{"calculate": f"{x0!r} + datum.i * {dx!r}", "as": "x"},
-                          {"calculate": _to_vega(curve.expr, fig), "as": "v"},
+                          {"calculate": _to_vega(curve.expr, figure), "as": "v"},
                           {"calculate": json.dumps(curve.label), "as": "curve"}],
             "mark": line, "encoding": {**encoding, "strokeDash": dash}})
     return {"title": panel.title, "width": width, "height": 200, "layer": layers}
@@ -165,15 +176,15 @@ def _one_thread():
         torch.set_num_threads(before)
 
 
-def vegalite(fig: InteractiveFigure) -> dict:
+def vegalite(figure: FigureDeclaration) -> dict:
     """The Vega-Lite (v6) spec: one view per panel side by side, sliders below."""
     datasets: dict = {}
-    n = len(fig.panels)
+    n = len(figure.panels)
     width = int((WIDTH - 70 * n) / n)
     with _one_thread():
-        views = [_panel(fig, i, datasets, width) for i in range(n)]
+        views = [_panel(figure, i, datasets, width) for i in range(n)]
     return {
-        "params": _params(fig),
+        "params": _params(figure),
         "datasets": datasets,
         "hconcat": views,
         "resolve": {"scale": {"color": "independent", "strokeDash": "independent"}},
@@ -183,7 +194,8 @@ def vegalite(fig: InteractiveFigure) -> dict:
 
 
 _TEMPLATE = """\
-<div class="lossutils-figure" id="{id}" data-figure="{name}" role="figure" aria-label="{label}"></div>
+<div class="lossutils-figure" id="{id}" data-figure="{name}" role="figure"
+     aria-label="{label}"></div>
 <style>#{id} .vega-bind-name {{display: inline-block; min-width: 12em}}
 #{id} .vega-bind-radio label {{margin: 0 1.2em 0 0.3em}}</style>
 <script type="application/json" id="{id}-spec">{spec}</script>
@@ -207,11 +219,12 @@ _TEMPLATE = """\
 """
 
 
-def html(fig: InteractiveFigure) -> str:
+def html(figure: FigureDeclaration) -> str:
     """The figure as HTML. The page must load vega, vega-lite and vega-embed
     (book_ext/static_figures.py adds the vendored copies to pages with a figure,
     recognised by the ``lossutils-figure`` class)."""
-    spec = json.dumps(vegalite(fig), separators=(",", ":"), allow_nan=False)
+    spec = json.dumps(vegalite(figure), separators=(",", ":"), allow_nan=False)
     spec = spec.replace("<", "\\u003c")  # no "</script>" can end the block early
-    return _TEMPLATE.format(id=f"lossutils-{fig.name}-{next(_counter)}", name=fig.name, spec=spec,
-                            label=_html.escape(fig.description or fig.name, quote=True))
+    label = _html.escape(figure.description or figure.name, quote=True)
+    return _TEMPLATE.format(id=f"lossutils-{figure.name}-{next(_counter)}", name=figure.name,
+                            spec=spec, label=label)

@@ -7,5 +7,5 @@ from .._reexport import reexport
 from .base import _Loss, _WeightedLoss
 
 __all__ = ["_Loss", "_WeightedLoss"] + reexport(globals(), (
-    "softmax", "cross_entropy", "regression", "binary", "probabilistic", "margin", "ctc",
-    "linear_cross_entropy"))
+    "softmax", "cross_entropy", "regression", "binary", "probabilistic", "soft_margin", "ranking",
+    "multi_margin", "distance", "triplet", "ctc", "linear_cross_entropy"))

@@ -12,7 +12,12 @@ from .. import _reduction
 
 
 class _Loss(nn.Module):
-    """Base of every loss module: resolves ``reduction`` (and the legacy flags) once."""
+    """Base of every loss module: resolves ``reduction`` (and the legacy flags) once.
+
+    Examples:
+        >>> _Loss(reduction="sum").reduction
+        'sum'
+    """
 
     reduction: str
 
@@ -29,6 +34,11 @@ class _WeightedLoss(_Loss):
 
     A buffer, not a parameter: it moves with ``.to(device)`` and is saved in
     ``state_dict()``, but no optimiser ever updates it.
+
+    Examples:
+        >>> loss = _WeightedLoss(weight=torch.tensor([1.0, 3.0]))
+        >>> list(loss.state_dict()), list(loss.parameters())
+        (['weight'], [])
     """
 
     weight: Tensor | None

@@ -63,7 +63,8 @@ class BCEWithLogitsLoss(_Loss):
         pos_weight: weight of the positive examples, broadcast with the target (a buffer).
 
     Shape:
-        input :math:`(*)`, target :math:`(*)` (same shape), output scalar or :math:`(*)` for ``'none'``.
+        input :math:`(*)`, target :math:`(*)` (same shape), output scalar or :math:`(*)` for
+        ``'none'``.
 
     Examples:
         >>> loss = BCEWithLogitsLoss(pos_weight=torch.full((64,), 3.0))
@@ -74,12 +75,14 @@ class BCEWithLogitsLoss(_Loss):
     weight: Tensor | None
     pos_weight: Tensor | None
 
-    def __init__(self, weight: Tensor | None = None, size_average=None, reduce=None, reduction: str = "mean",
+    def __init__(self, weight: Tensor | None = None, size_average=None, reduce=None,
+                 reduction: str = "mean",
                  pos_weight: Tensor | None = None) -> None:
         super().__init__(size_average, reduce, reduction)
         self.register_buffer("weight", weight)
         self.register_buffer("pos_weight", pos_weight)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return binary_cross_entropy_with_logits(input, target, self.weight, pos_weight=self.pos_weight,
-                                                   reduction=self.reduction)
+        return binary_cross_entropy_with_logits(input, target, self.weight,
+                                                pos_weight=self.pos_weight,
+                                                reduction=self.reduction)

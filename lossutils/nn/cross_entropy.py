@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ..functional import cross_entropy, log_softmax, nll_loss
+from ..functional import cross_entropy, nll_loss
 from .base import _WeightedLoss
 
 __all__ = ["NLLLoss", "CrossEntropyLoss"]
@@ -39,6 +39,7 @@ class NLLLoss(_WeightedLoss):
     Examples:
         >>> loss = NLLLoss()
         >>> x = torch.randn(3, 5, requires_grad=True)
+        >>> from lossutils.functional import log_softmax
         >>> loss(log_softmax(x, dim=1), torch.tensor([1, 0, 4])).backward()
     """
 
@@ -52,7 +53,7 @@ class NLLLoss(_WeightedLoss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
-                           reduction=self.reduction)
+                        reduction=self.reduction)
 
 
 class CrossEntropyLoss(_WeightedLoss):
@@ -102,4 +103,4 @@ class CrossEntropyLoss(_WeightedLoss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
-                                reduction=self.reduction, label_smoothing=self.label_smoothing)
+                             reduction=self.reduction, label_smoothing=self.label_smoothing)

@@ -14,7 +14,8 @@ __all__ = ["CTCLoss"]
 
 
 class CTCLoss(_Loss):
-    r"""Connectionist Temporal Classification loss between frame-wise log-probabilities and a label sequence.
+    r"""Connectionist Temporal Classification loss between frame-wise log-probabilities and a
+    label sequence.
 
     .. math::
         \text{loss}_n = -\log \sum_{\pi \in \mathcal{B}^{-1}(l_n)} \prod_{t=1}^{T_n} y^t_{\pi_t}
@@ -45,11 +46,12 @@ class CTCLoss(_Loss):
         >>> ctc(log_probs, targets, (8, 7), (3, 2)).backward()
     """
 
-    def __init__(self, blank: int = 0, reduction: str = "mean", zero_infinity: bool = False) -> None:
+    def __init__(self, blank: int = 0, reduction: str = "mean",
+                 zero_infinity: bool = False) -> None:
         super().__init__(reduction=reduction)
         self.blank = blank
         self.zero_infinity = zero_infinity
 
     def forward(self, log_probs: Tensor, targets: Tensor, input_lengths, target_lengths) -> Tensor:
-        return ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
-                           self.zero_infinity)
+        return ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank,
+                        self.reduction, self.zero_infinity)

@@ -16,7 +16,8 @@ __all__ = ["LinearCrossEntropyLoss"]
 
 
 class LinearCrossEntropyLoss(_WeightedLoss):
-    r"""Cross-entropy of ``input`` mapped to logits by an owned ``Linear`` layer, never storing the logits.
+    r"""Cross-entropy of ``input`` mapped to logits by an owned ``Linear`` layer, never storing
+    the logits.
 
     With :math:`z_n = W x_n + b` the logits of row :math:`n` (``self.linear``):
 
@@ -40,7 +41,8 @@ class LinearCrossEntropyLoss(_WeightedLoss):
         weight: per-class rescaling of shape :math:`(C)` (a buffer).
         ignore_index: a class index that counts for nothing; None means -100.
         label_smoothing: :math:`\varepsilon \in [0, 1]`. Default 0.
-        options: a ``torch.nn.LinearCrossEntropyOptions``; picks the chunk size where torch would chunk.
+        options: a ``torch.nn.LinearCrossEntropyOptions``; picks the chunk size where torch
+            would chunk.
         chunk_size, vocab_chunk_size: rows and classes per chunk (lossutils only; see
             :func:`lossutils.functional.linear_cross_entropy`).
 
@@ -63,19 +65,23 @@ class LinearCrossEntropyLoss(_WeightedLoss):
 
     def __init__(self, in_features: int, num_classes: int, *, out_features: tuple[int, ...] = (),
                  bias: bool = False, device=None, dtype=None, reduction: str = "mean",
-                 weight: Tensor | None = None, ignore_index: int | None = None, label_smoothing: float = 0.0,
-                 options=None, chunk_size: int | None = None, vocab_chunk_size: int | None = None) -> None:
+                 weight: Tensor | None = None, ignore_index: int | None = None,
+                 label_smoothing: float = 0.0,
+                 options=None, chunk_size: int | None = None,
+                 vocab_chunk_size: int | None = None) -> None:
         if weight is not None and weight.shape != (num_classes,):
-            raise RuntimeError(f"expected weight shape to be {(num_classes,)}, got {tuple(weight.shape)}: "
+            raise RuntimeError(f"expected weight shape to be {(num_classes,)}, "
+                               f"got {tuple(weight.shape)}: "
                                f"weight holds one rescaling factor per class")
         if label_smoothing < 0 or label_smoothing > 1.0:
-            raise RuntimeError(f"expected label_smoothing to be in range [0, 1], got {label_smoothing}")
+            raise RuntimeError(f"expected label_smoothing to be in range [0, 1], "
+                               f"got {label_smoothing}")
         super().__init__(weight, None, None, reduction)
         self.num_classes = num_classes
         self.out_features = out_features
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
-        # nn.Linear holds 2-D weights only: a K-dimensional head is stored flat and reshaped in forward
+        # nn.Linear holds 2-D weights only: a K-dimensional head is stored flat, reshaped in forward
         self.linear = nn.Linear(in_features, math.prod(out_features, start=num_classes), bias=bias,
                                 device=device, dtype=dtype)
         self.options = options
@@ -86,11 +92,13 @@ class LinearCrossEntropyLoss(_WeightedLoss):
         weight, bias = self.linear.weight, self.linear.bias
         if self.out_features:
             weight = weight.reshape((self.num_classes, *self.out_features, self.linear.in_features))
-            bias = bias.reshape((self.num_classes, *self.out_features)) if bias is not None else None
+            if bias is not None:
+                bias = bias.reshape((self.num_classes, *self.out_features))
         return linear_cross_entropy(input, weight, target, linear_bias=bias, weight=self.weight,
-                                       reduction=self.reduction, ignore_index=self.ignore_index,
-                                       label_smoothing=self.label_smoothing, options=self.options,
-                                       chunk_size=self.chunk_size, vocab_chunk_size=self.vocab_chunk_size)
+                                    reduction=self.reduction, ignore_index=self.ignore_index,
+                                    label_smoothing=self.label_smoothing, options=self.options,
+                                    chunk_size=self.chunk_size,
+                                    vocab_chunk_size=self.vocab_chunk_size)
 
     def extra_repr(self) -> str:
         # torch's text, so repr(module) matches torch's; lossutils' chunk sizes only when set

@@ -15,7 +15,8 @@ __all__ = ["KLDivLoss", "PoissonNLLLoss", "GaussianNLLLoss"]
 
 
 class KLDivLoss(_Loss):
-    r"""Kullback-Leibler divergence between ``target`` :math:`y` and the distribution whose logs are ``input``.
+    r"""Kullback-Leibler divergence between ``target`` :math:`y` and the distribution whose logs
+    are ``input``.
 
     .. math::
         l_n = y_n \left(\log y_n - x_n\right) \quad (0 \text{ where } y_n = 0),
@@ -33,7 +34,8 @@ class KLDivLoss(_Loss):
         log_target: whether ``target`` is given as log-probabilities. Default ``False``.
 
     Shape:
-        input :math:`(*)`, target :math:`(*)` (broadcastable), output scalar or :math:`(*)` for ``'none'``.
+        input :math:`(*)`, target :math:`(*)` (broadcastable), output scalar or :math:`(*)` for
+        ``'none'``.
 
     Examples:
         >>> loss = KLDivLoss(reduction="batchmean")
@@ -43,7 +45,8 @@ class KLDivLoss(_Loss):
         >>> loss(log_q, p / p.sum(1, keepdim=True)).backward()
     """
 
-    def __init__(self, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False) -> None:
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean",
+                 log_target: bool = False) -> None:
         super().__init__(size_average, reduce, reduction)
         self.log_target = log_target
 
@@ -71,7 +74,8 @@ class PoissonNLLLoss(_Loss):
         reduction: ``'none'`` | ``'mean'`` | ``'sum'``. Default ``'mean'``.
 
     Shape:
-        input :math:`(*)`, target :math:`(*)` (broadcastable), output scalar or :math:`(*)` for ``'none'``.
+        input :math:`(*)`, target :math:`(*)` (broadcastable), output scalar or :math:`(*)` for
+        ``'none'``.
 
     Examples:
         >>> loss = PoissonNLLLoss()
@@ -79,7 +83,8 @@ class PoissonNLLLoss(_Loss):
         >>> loss(log_rate, torch.poisson(torch.full((5, 2), 3.0))).backward()
     """
 
-    def __init__(self, log_input: bool = True, full: bool = False, size_average=None, eps: float = 1e-8,
+    def __init__(self, log_input: bool = True, full: bool = False, size_average=None,
+                 eps: float = 1e-8,
                  reduce=None, reduction: str = "mean") -> None:
         super().__init__(size_average, reduce, reduction)
         self.log_input = log_input
@@ -87,15 +92,17 @@ class PoissonNLLLoss(_Loss):
         self.eps = eps
 
     def forward(self, log_input: Tensor, target: Tensor) -> Tensor:
-        return poisson_nll_loss(log_input, target, log_input=self.log_input, full=self.full, eps=self.eps,
-                                   reduction=self.reduction)
+        return poisson_nll_loss(log_input, target, log_input=self.log_input, full=self.full,
+                                eps=self.eps, reduction=self.reduction)
 
 
 class GaussianNLLLoss(_Loss):
-    r"""Negative log-likelihood of ``target`` under a Gaussian with mean ``input`` and variance ``var``.
+    r"""Negative log-likelihood of ``target`` under a Gaussian with mean ``input`` and variance
+    ``var``.
 
     .. math::
-        l_n = \frac12 \left(\log \max(v_n, \epsilon) + \frac{(x_n - y_n)^2}{\max(v_n, \epsilon)}\right)
+        l_n = \frac12 \left(\log \max(v_n, \epsilon)
+            + \frac{(x_n - y_n)^2}{\max(v_n, \epsilon)}\right)
               \;\left[+ \tfrac12 \log 2\pi \text{ with full}\right]
 
     then ``'none'`` returns :math:`L`, ``'mean'`` :math:`\frac1N \sum_n l_n`,
@@ -125,4 +132,5 @@ class GaussianNLLLoss(_Loss):
         self.eps = eps
 
     def forward(self, input: Tensor, target: Tensor, var: Tensor | float) -> Tensor:
-        return gaussian_nll_loss(input, target, var, full=self.full, eps=self.eps, reduction=self.reduction)
+        return gaussian_nll_loss(input, target, var, full=self.full, eps=self.eps,
+                                 reduction=self.reduction)

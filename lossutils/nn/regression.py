@@ -31,7 +31,8 @@ class L1Loss(_Loss):
         reduction: ``'none'`` | ``'mean'`` | ``'sum'``. Default ``'mean'``.
 
     Shape:
-        input :math:`(*)`, target :math:`(*)` (same shape), output scalar or :math:`(*)` for ``'none'``.
+        input :math:`(*)`, target :math:`(*)` (same shape), output scalar or :math:`(*)` for
+        ``'none'``.
 
     Examples:
         >>> loss = L1Loss()
@@ -57,7 +58,8 @@ class MSELoss(_Loss):
         reduction: ``'none'`` | ``'mean'`` | ``'sum'``. Default ``'mean'``.
 
     Shape:
-        input :math:`(*)`, target :math:`(*)` (same shape), output scalar or :math:`(*)` for ``'none'``.
+        input :math:`(*)`, target :math:`(*)` (same shape), output scalar or :math:`(*)` for
+        ``'none'``.
 
     Examples:
         >>> loss = MSELoss()
@@ -89,7 +91,8 @@ class SmoothL1Loss(_Loss):
         beta: where the quadratic part ends; non-negative. Default ``1.0``.
 
     Shape:
-        input :math:`(*)`, target :math:`(*)` (same shape), output scalar or :math:`(*)` for ``'none'``.
+        input :math:`(*)`, target :math:`(*)` (same shape), output scalar or :math:`(*)` for
+        ``'none'``.
 
     Examples:
         >>> loss = SmoothL1Loss(beta=0.5)
@@ -97,7 +100,8 @@ class SmoothL1Loss(_Loss):
         >>> loss(x, torch.randn(3, 5)).backward()
     """
 
-    def __init__(self, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0) -> None:
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean",
+                 beta: float = 1.0) -> None:
         super().__init__(size_average, reduce, reduction)
         self.beta = beta
 

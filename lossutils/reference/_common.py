@@ -5,25 +5,34 @@ from __future__ import annotations
 import numpy as np
 
 
-def reduce(loss: np.ndarray, reduction: str = "mean"):
+def reduce(loss: np.ndarray, reduction: str = "mean", total=None):
+    """``'none'``: the losses; ``'sum'``: their sum; ``'mean'``: that sum over ``total``
+    (default: their number; an empty mean is nan, and so is 0 / 0, as in torch)."""
     if reduction == "none":
         return loss
     if reduction == "sum":
         return loss.sum()
-    return loss.mean() if loss.size else np.float64(np.nan)
+    if total is None:
+        return loss.mean() if loss.size else np.float64(np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return loss.sum() / total
 
 
-def reduce_backward(grad_output, shape, reduction: str = "mean"):
+def reduce_backward(grad_output, shape, reduction: str = "mean", total=None):
     """d reduce(loss) / d loss_n, times grad_output, as an array of ``shape``."""
     grad_output = np.asarray(grad_output)
     if reduction == "none":
         return np.broadcast_to(grad_output, shape)
-    scale = grad_output / max(int(np.prod(shape)), 1) if reduction == "mean" else grad_output
+    scale = grad_output
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = grad_output / (max(int(np.prod(shape)), 1) if total is None else total)
     return np.full(shape, scale, dtype=np.result_type(grad_output, np.float64))
 
 
 def weighted_reduce(loss: np.ndarray, weight, reduction: str = "mean", mean_by_weight: bool = True):
-    """``reduce(w * loss)``; a weighted ``mean`` divides by ``sum(w)`` (or by N when not ``mean_by_weight``)."""
+    """``reduce(w * loss)``; a weighted ``mean`` divides by ``sum(w)`` (or by N when not
+    ``mean_by_weight``)."""
     if weight is None:
         return reduce(loss, reduction)
     weight = np.asarray(weight)
@@ -33,7 +42,8 @@ def weighted_reduce(loss: np.ndarray, weight, reduction: str = "mean", mean_by_w
     return reduce(loss, reduction)
 
 
-def weighted_reduce_backward(grad_output, shape, weight, reduction: str = "mean", mean_by_weight: bool = True):
+def weighted_reduce_backward(grad_output, shape, weight, reduction: str = "mean",
+                             mean_by_weight: bool = True):
     """d weighted_reduce(loss) / d loss_n, times grad_output, as an array of ``shape``."""
     if weight is None:
         return reduce_backward(grad_output, shape, reduction)

@@ -1,4 +1,5 @@
-"""NumPy reference of binary cross-entropy (ATen's ``binary_cross_entropy[_with_logits][_backward]``).
+"""NumPy reference of binary cross-entropy: ATen's ``binary_cross_entropy`` and
+``binary_cross_entropy_with_logits``, and their ``_backward``.
 
 Defined in :doc:`/chapters/04_loss_family`.
 """
@@ -39,8 +40,10 @@ def _log_sigmoid(x):
     return np.minimum(x, 0.0) - np.log1p(np.exp(-np.abs(x)))
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean", pos_weight=None):
-    """:math:`l_n = w_n [(1 - y_n) x_n - (1 + (p - 1) y_n) \\log\\sigma(x_n)]`, :math:`\\log\\sigma` computed stably."""
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean",
+                                     pos_weight=None):
+    """:math:`l_n = w_n [(1 - y_n) x_n - (1 + (p - 1) y_n) \\log\\sigma(x_n)]`, with
+    :math:`\\log\\sigma` computed stably."""
     x, y = np.asarray(input), np.asarray(target)
     log_sig = _log_sigmoid(x)
     if pos_weight is not None:
@@ -48,8 +51,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
     return reduce(_weighted((1 - y) * x - log_sig, weight), reduction)
 
 
-def binary_cross_entropy_with_logits_backward(grad_output, input, target, weight=None, reduction: str = "mean",
-                                              pos_weight=None):
+def binary_cross_entropy_with_logits_backward(grad_output, input, target, weight=None,
+                                              reduction: str = "mean", pos_weight=None):
     """:math:`\\partial l_n / \\partial x_n = w_n [(p y_n + 1 - y_n) \\sigma(x_n) - p y_n]`."""
     x, y = np.asarray(input), np.asarray(target)
     p = 1.0 if pos_weight is None else np.asarray(pos_weight)

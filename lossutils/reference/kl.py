@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import reduce, unbroadcast
+from ._common import reduce, reduce_backward, unbroadcast
 
 __all__ = ["kl_div", "kl_div_backward"]
 
 
 def _pointwise(x, y, log_target):
-    """:math:`y(\\log y - x)` with :math:`0 \\log 0 = 0`, or :math:`e^y (y - x)` for a log target."""
+    """:math:`y(\\log y - x)` with :math:`0 \\log 0 = 0`, or :math:`e^y (y - x)` for a log
+    target."""
     if log_target:
         return np.exp(y) * (y - x)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -27,21 +28,23 @@ def _divisor(x, reduction):
 
 
 def kl_div(input, target, reduction: str = "mean", log_target: bool = False):
-    """:math:`l_n = y_n (\\log y_n - x_n)`, then ``reduction`` (``'batchmean'``: sum / batch size)."""
+    """:math:`l_n = y_n (\\log y_n - x_n)`, then ``reduction`` (``'batchmean'``: sum / batch
+    size)."""
     x, y = np.broadcast_arrays(np.asarray(input), np.asarray(target))
     loss = _pointwise(x, y, log_target)
-    if reduction == "batchmean":
-        return loss.sum() / _divisor(np.asarray(input), reduction)
+    if reduction == "batchmean":  # the sum over the batch size
+        return reduce(loss, "mean", _divisor(np.asarray(input), reduction))
     return reduce(loss, reduction)
 
 
 def kl_div_backward(grad_output, input, target, reduction: str = "mean", log_target: bool = False):
-    """:math:`\\partial L / \\partial x_n = -y_n` (or :math:`-e^{y_n}`) times the reduction's factor."""
+    """:math:`\\partial L / \\partial x_n = -y_n` (or :math:`-e^{y_n}`) times the reduction's
+    factor."""
     x, y = np.broadcast_arrays(np.asarray(input), np.asarray(target))
     g = np.asarray(grad_output, dtype=np.float64)
-    if reduction == "mean":
-        g = g / max(x.size, 1)
-    elif reduction == "batchmean":
-        g = g / _divisor(np.asarray(input), reduction)
-    grad = -(np.exp(y) if log_target else y) * np.broadcast_to(g, x.shape)
+    if reduction == "batchmean":  # the sum over the batch size
+        g = reduce_backward(g, x.shape, "mean", _divisor(np.asarray(input), reduction))
+    else:
+        g = reduce_backward(g, x.shape, reduction)
+    grad = -(np.exp(y) if log_target else y) * g
     return unbroadcast(grad, np.shape(input))

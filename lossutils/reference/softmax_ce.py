@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._common import reduce, reduce_backward
+
 __all__ = [
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "nll_loss", "nll_loss_backward", "cross_entropy", "cross_entropy_backward",
@@ -71,21 +73,6 @@ def _class_targets(target, weight, n_classes: int, ignore_index: int):
     return y, valid, w, np.where(valid, w[y], 0.0)
 
 
-def _reduce(per_row, total, reduction: str):
-    """``none`` | ``sum`` | ``mean`` (the sum divided by ``total``; 0/0 is nan, like torch)."""
-    if reduction == "none":
-        return per_row
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return per_row.sum() / total if reduction == "mean" else per_row.sum()
-
-
-def _rows_grad(grad_output, shape, total, reduction: str):
-    """The gradient reaching each unreduced loss :math:`l_n`."""
-    g = np.asarray(grad_output, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.broadcast_to(g / total if reduction == "mean" else g, shape)
-
-
 def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
     r""":math:`l_n = -w_{y_n} x_{n,y_n}` (0 where :math:`y_n` is ``ignore_index``).
 
@@ -93,7 +80,7 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     x, _ = _classes_last(input)
     y, valid, w, w_y = _class_targets(target, weight, x.shape[-1], ignore_index)
     picked = np.take_along_axis(x, y[..., None], axis=-1)[..., 0]
-    return _reduce(np.where(valid, -picked * w_y, 0.0), w_y.sum(), reduction)
+    return reduce(np.where(valid, -picked * w_y, 0.0), reduction, w_y.sum())
 
 
 def nll_loss_backward(grad_output, input, target, weight=None, ignore_index: int = -100,
@@ -101,7 +88,8 @@ def nll_loss_backward(grad_output, input, target, weight=None, ignore_index: int
     r""":math:`\partial L/\partial x_{n,c} = -g_n w_{y_n} \mathbb{1}[c = y_n]` (counted targets)."""
     x, axis = _classes_last(input)
     y, valid, w, w_y = _class_targets(target, weight, x.shape[-1], ignore_index)
-    r = np.where(valid, _rows_grad(grad_output, y.shape, w_y.sum(), reduction), 0.0)
+    g = np.asarray(grad_output, dtype=np.float64)
+    r = np.where(valid, reduce_backward(g, y.shape, reduction, w_y.sum()), 0.0)
     grad = np.zeros_like(x)
     np.put_along_axis(grad, y[..., None], (-r * w_y)[..., None], axis=-1)
     return np.moveaxis(grad, -1, axis)
@@ -126,11 +114,11 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
         t = t * (1 - eps) + eps / c
         w = np.ones(c) if weight is None else np.asarray(weight, dtype=np.float64)
         rows = -(log_p * t * w).sum(axis=-1)
-        return _reduce(rows, rows.size if rows.size else np.nan, reduction)
+        return reduce(rows, reduction, rows.size if rows.size else np.nan)
     y, valid, w, w_y = _class_targets(target, weight, c, ignore_index)
     nll = -np.take_along_axis(log_p, y[..., None], axis=-1)[..., 0] * w_y
     smooth = np.where(valid, -(log_p * w).sum(axis=-1), 0.0)
-    return _reduce((1 - eps) * nll + (eps / c) * smooth, w_y.sum(), reduction)
+    return reduce((1 - eps) * nll + (eps / c) * smooth, reduction, w_y.sum())
 
 
 def cross_entropy_backward(grad_output, input, target, weight=None, ignore_index: int = -100,
@@ -144,11 +132,14 @@ def cross_entropy_backward(grad_output, input, target, weight=None, ignore_index
     if np.shape(target) == np.shape(input):
         wt = np.moveaxis(np.asarray(target, dtype=np.float64), axis, -1) * (1 - eps) + eps / c
         wt = wt * (1.0 if weight is None else np.asarray(weight, dtype=np.float64))
-        r = _rows_grad(grad_output, x.shape[:-1], p.size // c if p.size else np.nan, reduction)
+        positions = p.size // c if p.size else np.nan
+        g = np.asarray(grad_output, dtype=np.float64)
+        r = reduce_backward(g, x.shape[:-1], reduction, positions)
         grad = r[..., None] * (p * wt.sum(axis=-1, keepdims=True) - wt)
         return np.moveaxis(grad, -1, axis)
     y, valid, w, w_y = _class_targets(target, weight, c, ignore_index)
-    r = np.where(valid, _rows_grad(grad_output, y.shape, w_y.sum(), reduction), 0.0)
+    g = np.asarray(grad_output, dtype=np.float64)
+    r = np.where(valid, reduce_backward(g, y.shape, reduction, w_y.sum()), 0.0)
     one_hot = np.zeros_like(x)
     np.put_along_axis(one_hot, y[..., None], 1.0, axis=-1)
     scale = (1 - eps) * w_y + (eps / c) * w.sum()

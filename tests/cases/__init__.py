@@ -14,8 +14,8 @@ only concatenates them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -45,7 +45,7 @@ class Case:
 
     name: str
     sample: Callable
-    options: Sequence[Mapping] = (dict(),)
+    options: Sequence[Mapping] = ({},)
     module: str | None = None
     module_options: Callable[[Mapping], Mapping] | None = None
     grad: tuple = (0,)

@@ -66,7 +66,8 @@ def _logits_both(draw, options):
 
 
 def _logits_soft(draw, options):
-    """torch accepts any real target with logits (no [0, 1] check), e.g. label noise or negatives."""
+    """torch accepts any real target with logits (no [0, 1] check), e.g. label noise or
+    negatives."""
     return _logits(draw, options, soft=True, pos_weight=True)
 
 
@@ -77,25 +78,27 @@ def _logits_mixed(draw, options):
 
 
 CASES = [
-    Case("binary_cross_entropy", _probabilities, REDUCTION + list(LEGACY), module="BCELoss", grad=(0, 1),
-         reference=True),
+    Case("binary_cross_entropy", _probabilities, REDUCTION + list(LEGACY), module="BCELoss",
+         grad=(0, 1), reference=True),
     Case("binary_cross_entropy", _weighted_probabilities, REDUCTION, module="BCELoss", grad=(0, 1),
          reference=True),
-    Case("binary_cross_entropy", _hard_probabilities, REDUCTION, module="BCELoss", grad=(0,), reference=True),
-    Case("binary_cross_entropy_with_logits", _logits, REDUCTION + list(LEGACY), module="BCEWithLogitsLoss",
-         grad=(0, 1), reference=True),
-    Case("binary_cross_entropy_with_logits", _logits_weighted, REDUCTION, module="BCEWithLogitsLoss",
-         grad=(0, 1), reference=True),
-    Case("binary_cross_entropy_with_logits", _logits_pos_weighted, REDUCTION, module="BCEWithLogitsLoss",
-         grad=(0, 1), reference=True),
+    Case("binary_cross_entropy", _hard_probabilities, REDUCTION, module="BCELoss", grad=(0,),
+         reference=True),
+    Case("binary_cross_entropy_with_logits", _logits, REDUCTION + list(LEGACY),
+         module="BCEWithLogitsLoss", grad=(0, 1), reference=True),
+    Case("binary_cross_entropy_with_logits", _logits_weighted, REDUCTION,
+         module="BCEWithLogitsLoss", grad=(0, 1), reference=True),
+    Case("binary_cross_entropy_with_logits", _logits_pos_weighted, REDUCTION,
+         module="BCEWithLogitsLoss", grad=(0, 1), reference=True),
     Case("binary_cross_entropy_with_logits", _logits_both, REDUCTION + [dict(reduce=False)],
          module="BCEWithLogitsLoss", grad=(0, 1), reference=True),
-    Case("binary_cross_entropy_with_logits", _logits_soft, grid(reduction=("mean",)), module="BCEWithLogitsLoss",
-         grad=(0, 1), reference=True),
-    Case("binary_cross_entropy_with_logits", _logits_mixed, REDUCTION, grad=(1,), dtypes=(torch.float32,)),
+    Case("binary_cross_entropy_with_logits", _logits_soft, grid(reduction=("mean",)),
+         module="BCEWithLogitsLoss", grad=(0, 1), reference=True),
+    Case("binary_cross_entropy_with_logits", _logits_mixed, REDUCTION, grad=(1,),
+         dtypes=(torch.float32,)),
     # the deprecated alias of 'mean', accepted with torch's warning (no reference: it spells 'mean')
-    Case("binary_cross_entropy", _weighted_probabilities, [dict(reduction="elementwise_mean")], module="BCELoss",
-         grad=(0, 1)),
+    Case("binary_cross_entropy", _weighted_probabilities, [dict(reduction="elementwise_mean")],
+         module="BCELoss", grad=(0, 1)),
     Case("binary_cross_entropy_with_logits", _logits_both, [dict(reduction="elementwise_mean")],
          module="BCEWithLogitsLoss", grad=(0, 1)),
 ]
@@ -118,19 +121,22 @@ REJECTIONS = [
       for name, module in ((BCE, "BCELoss"), (BCEL, "BCEWithLogitsLoss"))),
     # no broadcasting of target: ValueError in both
     *(Rejection(name, lambda: ((torch.rand(3), torch.rand(1)), {}),
-                match=r"target of shape \(1,\) and input of shape \(3,\)", id="target-size", module=module)
+                match=r"target of shape \(1,\) and input of shape \(3,\)", id="target-size",
+                module=module)
       for name, module in ((BCE, "BCELoss"), (BCEL, "BCEWithLogitsLoss"))),
     Rejection(BCE, lambda: ((torch.rand(2, 3), torch.rand(3, 2)), {}),
-              match=r"target of shape \(3, 2\) and input of shape \(2, 3\)", id="target-transposed"),
+              match=r"target of shape \(3, 2\) and input of shape \(2, 3\)",
+              id="target-transposed"),
     # probabilities outside [0, 1], NaN included, in input and in target
-    Rejection(BCE, _pair(_t(0.5, 1.5), _t(1.0, 0.0)), match="input should be between 0 and 1, got 1.5",
+    Rejection(BCE, _pair(_t(0.5, 1.5), _t(1.0, 0.0)),
+              match="input should be between 0 and 1, got 1.5",
               id="input-above-one", module="BCELoss"),
-    Rejection(BCE, _pair(_t(-1e-9, 0.5), _t(1.0, 0.0)), match="input should be between 0 and 1, got -1e-09",
-              id="input-negative"),
-    Rejection(BCE, _pair(_t(float("nan")), _t(1.0)), match="input should be between 0 and 1, got nan",
-              id="input-nan"),
-    Rejection(BCE, _pair(_t(0.5, 0.5), _t(1.0, 2.0)), match="target should be between 0 and 1, got 2.0",
-              id="target-above-one"),
+    Rejection(BCE, _pair(_t(-1e-9, 0.5), _t(1.0, 0.0)),
+              match="input should be between 0 and 1, got -1e-09", id="input-negative"),
+    Rejection(BCE, _pair(_t(float("nan")), _t(1.0)),
+              match="input should be between 0 and 1, got nan", id="input-nan"),
+    Rejection(BCE, _pair(_t(0.5, 0.5), _t(1.0, 2.0)),
+              match="target should be between 0 and 1, got 2.0", id="target-above-one"),
     # weight: must broadcast to the target's shape without growing it
     Rejection(BCE, lambda: ((torch.rand(2, 3), torch.rand(2, 3)), {"weight": torch.rand(2)}),
               match=r"weight of shape \(2,\) does not broadcast to the target's shape \(2, 3\)",
@@ -146,18 +152,23 @@ REJECTIONS = [
     Rejection(BCEL, lambda: ((torch.randn(3), torch.rand(3)), {"pos_weight": torch.rand(1, 3)}),
               match=r"pos_weight of shape \(1, 3\) does not broadcast to the input's shape \(3,\)",
               id="pos-weight-leading-one"),
-    *(Rejection(name, lambda: ((torch.rand(2, 3), torch.rand(2, 3)), {"weight": torch.rand(3, requires_grad=True)}),
-                match="not differentiable with respect to argument 'weight'", id="weight-requires-grad")
+    *(Rejection(name,
+                lambda: ((torch.rand(2, 3), torch.rand(2, 3)),
+                         {"weight": torch.rand(3, requires_grad=True)}),
+                match="not differentiable with respect to argument 'weight'",
+                id="weight-requires-grad")
       for name in (BCE, BCEL)),
     # dtypes: BCE needs target of input's dtype and a floating input
     Rejection(BCE, lambda: ((torch.rand(3), torch.rand(3, dtype=F64)), {}),
-              match=r"needs target of input's dtype \(torch.float32\), got torch.float64", id="dtype-mismatch"),
+              match=r"needs target of input's dtype \(torch.float32\), got torch.float64",
+              id="dtype-mismatch"),
     Rejection(BCE, lambda: ((torch.ones(3, dtype=torch.long), torch.ones(3, dtype=torch.long)), {}),
               match="input must be a floating-point tensor", id="integer-input"),
     # logits: weight / pos_weight must broadcast to the input's shape
     Rejection(BCEL, lambda: ((torch.randn(2, 3), torch.rand(2, 3)), {"weight": torch.rand(2)}),
               match=r"weight of shape \(2,\) does not broadcast to the input's shape \(2, 3\)",
-              id="weight-shape", module="BCEWithLogitsLoss", module_kwargs={"weight": torch.rand(2)}),
+              id="weight-shape", module="BCEWithLogitsLoss",
+              module_kwargs={"weight": torch.rand(2)}),
     Rejection(BCEL, lambda: ((torch.randn(3), torch.rand(3)), {"weight": torch.rand(4, 3)}),
               match=r"weight of shape \(4, 3\) does not broadcast to the input's shape \(3,\)",
               id="weight-grows-shape"),
@@ -170,7 +181,8 @@ REJECTIONS = [
               id="pos-weight-grows-shape"),
     Rejection(BCEL, lambda: ((torch.randn(2, 3), torch.rand(2, 3)),
                              {"pos_weight": torch.rand(3, requires_grad=True)}),
-              match="not differentiable with respect to argument 'pos_weight'", id="pos-weight-requires-grad"),
+              match="not differentiable with respect to argument 'pos_weight'",
+              id="pos-weight-requires-grad"),
     Rejection(BCEL, lambda: ((torch.ones(3, dtype=torch.long), torch.rand(3)), {}),
               match="needs floating-point logits", id="integer-input"),
     Rejection(BCEL, lambda: ((torch.randn(3), torch.ones(3, dtype=torch.long)), {}),
@@ -195,19 +207,21 @@ def _big_logits(dtype=F64, pos_weight=None):
 EXTREMES = [
     Extreme(BCE, _edges, id="clamp-at-100", options={"reduction": "none"}, grad=(0, 1)),
     Extreme(BCE, _edges, id="clamp-at-100-sum", options={"reduction": "sum"}, grad=(0, 1)),
-    Extreme(BCE, lambda: _edges(torch.float32), id="clamp-at-100-float32", options={"reduction": "none"},
-            grad=(0, 1)),
-    Extreme(BCE, lambda: (_edges()[0], {"weight": torch.linspace(0, 2, 9, dtype=F64)}), id="clamp-weighted-mean",
-            grad=(0, 1)),
+    Extreme(BCE, lambda: _edges(torch.float32), id="clamp-at-100-float32",
+            options={"reduction": "none"}, grad=(0, 1)),
+    Extreme(BCE, lambda: (_edges()[0], {"weight": torch.linspace(0, 2, 9, dtype=F64)}),
+            id="clamp-weighted-mean", grad=(0, 1)),
     Extreme(BCE, lambda: ((torch.empty(0), torch.empty(0)), {}), id="empty-mean-is-nan"),
     Extreme(BCEL, _big_logits, id="logits-1e4", options={"reduction": "none"}, grad=(0, 1)),
-    Extreme(BCEL, lambda: _big_logits(torch.float32), id="logits-1e4-float32", options={"reduction": "none"},
-            grad=(0, 1)),
+    Extreme(BCEL, lambda: _big_logits(torch.float32), id="logits-1e4-float32",
+            options={"reduction": "none"}, grad=(0, 1)),
     Extreme(BCEL, lambda: _big_logits(pos_weight=3.0), id="logits-1e4-pos-weight", grad=(0, 1)),
-    Extreme(BCEL, lambda: _big_logits(torch.float32, pos_weight=0.25), id="logits-1e4-pos-weight-float32",
-            options={"reduction": "sum"}, grad=(0, 1)),
+    Extreme(BCEL, lambda: _big_logits(torch.float32, pos_weight=0.25),
+            id="logits-1e4-pos-weight-float32", options={"reduction": "sum"}, grad=(0, 1)),
     # infinite logits: 0 * inf in (1 - y) x gives NaN in torch too
-    Extreme(BCEL, lambda: ((_t(float("inf"), -float("inf"), float("inf"), -float("inf")), _t(1.0, 0.0, 0.0, 1.0)),
+    Extreme(BCEL,
+            lambda: ((_t(float("inf"), -float("inf"), float("inf"), -float("inf")),
+                      _t(1.0, 0.0, 0.0, 1.0)),
                            {}), id="infinite-logits", options={"reduction": "none"}, grad=(0, 1)),
     Extreme(BCEL, lambda: ((torch.empty(0), torch.empty(0)), {}), id="empty-mean-is-nan"),
 ]

@@ -1,4 +1,5 @@
-"""Cases of linear_cross_entropy: class indices, probabilities, K-dimensional heads, torch's options.
+"""Cases of linear_cross_entropy: class indices, probabilities, K-dimensional heads, torch's
+options.
 
 Every sample is small (N <= 6 rows, C <= 6 classes, F <= 4 features), so
 lossutils' default chunking (torch's ``aspect_ratio:2`` rule) already cuts
@@ -29,12 +30,14 @@ def _label(options):
 
 
 def _shapes(draw, kdim: bool):
-    """(input shape, linear_weight shape, logits shape): unbatched, batched (N >= 1) or K-dimensional."""
+    """(input shape, linear_weight shape, logits shape): unbatched, batched (N >= 1) or
+    K-dimensional."""
     f = draw(st.integers(1, 4), label="in_features")
     c = draw(st.integers(1, 6), label="classes")
     if kdim:
         n = draw(st.integers(1, 4), label="batch")
-        extra = tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=2), label="out_features"))
+        extra = tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=2),
+                           label="out_features"))
         return (n, f), (c, *extra, f), (n, c, *extra)
     if draw(st.booleans(), label="unbatched"):
         return (f,), (c, f), (c,)
@@ -55,7 +58,8 @@ def _sample(probabilities: bool, bias: bool, kdim: bool = False, weighted=None):
             ignored = draw.rand(*tshape, dtype=torch.float64) < 0.25
             target = torch.where(ignored, options.get("ignore_index") or -100, target)
             if target.numel():
-                target.view(-1)[0] = 0  # one counted row, so 'mean' is finite (all-ignored is an Extreme)
+                # one counted row, so 'mean' is finite (all-ignored is an Extreme)
+                target.view(-1)[0] = 0
         kwargs = {}
         if bias:
             kwargs["linear_bias"] = draw.randn(*ws[:-1])
@@ -79,23 +83,25 @@ CLASS_OPTIONS = SMOOTHED + [dict(ignore_index=2), dict(ignore_index=-1, reductio
 # torch's own chunked path: lossutils takes its batch_chunk_size; with label smoothing both ignore
 # the options with the same warning
 CHUNKED_OPTIONS = [dict(options=Options(batch_chunk_size=2), reduction=r) for r in REDUCTIONS] + [
-    dict(options=Options(), reduction="mean"), dict(options=Options(batch_chunk_size=3), label_smoothing=0.1)]
+    dict(options=Options(), reduction="mean"),
+    dict(options=Options(batch_chunk_size=3), label_smoothing=0.1)]
 
 CASES = [
-    Case("linear_cross_entropy", _sample(False, bias=True), CLASS_OPTIONS, grad=(0, 1, "linear_bias"),
+    Case("linear_cross_entropy", _sample(False, bias=True), CLASS_OPTIONS,
+         grad=(0, 1, "linear_bias"), id_options=_label),
+    Case("linear_cross_entropy", _sample(False, bias=False), SMOOTHED[:3], grad=(0, 1),
          id_options=_label),
-    Case("linear_cross_entropy", _sample(False, bias=False), SMOOTHED[:3], grad=(0, 1), id_options=_label),
-    Case("linear_cross_entropy", _sample(False, bias=True), CHUNKED_OPTIONS, grad=(0, 1, "linear_bias"),
-         id_options=_label),
+    Case("linear_cross_entropy", _sample(False, bias=True), CHUNKED_OPTIONS,
+         grad=(0, 1, "linear_bias"), id_options=_label),
     # probabilities: differentiable in the target and the class weight too, as in torch
     Case("linear_cross_entropy", _sample(True, bias=True, weighted=True), SMOOTHED,
          grad=(0, 1, 2, "linear_bias", "weight"), id_options=_label),
-    Case("linear_cross_entropy", _sample(True, bias=False, weighted=False), SMOOTHED[:3], grad=(0, 1, 2),
-         id_options=_label),
+    Case("linear_cross_entropy", _sample(True, bias=False, weighted=False), SMOOTHED[:3],
+         grad=(0, 1, 2), id_options=_label),
     Case("linear_cross_entropy", _wide_probabilities, SMOOTHED[:3], grad=(0, 1, 2, "linear_bias"),
          id_options=lambda o: "float64-target," + _label(o), dtypes=(torch.float32,)),
-    Case("linear_cross_entropy", _sample(False, bias=True, kdim=True), SMOOTHED, grad=(0, 1, "linear_bias"),
-         id_options=_label, examples=4),
+    Case("linear_cross_entropy", _sample(False, bias=True, kdim=True), SMOOTHED,
+         grad=(0, 1, "linear_bias"), id_options=_label, examples=4),
     Case("linear_cross_entropy", _sample(True, bias=True, kdim=True), grid(reduction=REDUCTIONS),
          grad=(0, 1, 2, "linear_bias"), id_options=_label, examples=4),
 ]
@@ -110,7 +116,8 @@ def _reject(id, match, build):
 
 
 REJECTIONS = [
-    _reject("input-3d", r"input must be \(in_features,\) or \(N, in_features\), got shape \(1, 4, 3\)",
+    _reject("input-3d",
+            r"input must be \(in_features,\) or \(N, in_features\), got shape \(1, 4, 3\)",
             lambda: ((torch.randn(1, 4, 3), torch.randn(5, 3), torch.tensor([0, 1, 2, 3])), {})),
     _reject("weight-1d", r"linear_weight must be \(C, in_features\), got shape \(5,\)",
             lambda: ((torch.randn(4, 3), torch.randn(5), torch.tensor([0, 1, 2, 3])), {})),
@@ -118,31 +125,40 @@ REJECTIONS = [
             lambda: ((torch.randn(4, 3), torch.randn(5, 4), torch.tensor([0, 1, 2, 3])), {})),
     _reject("bias-shape", r"expected linear_bias shape \(5,\), got \(4,\)",
             lambda: ((*_xw(), torch.tensor([0, 1, 2, 3])), {"linear_bias": torch.zeros(4)})),
-    _reject("kdim-unbatched", r"requires batched input, \(N, 3\), got unbatched input with shape \(3,\)",
+    _reject("kdim-unbatched",
+            r"requires batched input, \(N, 3\), got unbatched input with shape \(3,\)",
             lambda: ((torch.randn(3), torch.randn(5, 2, 3), torch.tensor([0, 1])), {})),
-    _reject("probabilities-ignore-index", r"target has the logits' shape \(4, 5\), so it holds probabilities",
+    _reject("probabilities-ignore-index",
+            r"target has the logits' shape \(4, 5\), so it holds probabilities",
             lambda: ((*_xw(), torch.rand(4, 5)), {"ignore_index": 1})),
     _reject("bad-reduction", "avg is not a valid value for reduction",
             lambda: ((*_xw(), torch.tensor([0, 1, 2, 3])), {"reduction": "avg"})),
-    _reject("float-class-target", r"class-index targets must be int64 \(or uint8\), got target of dtype torch.float32",
+    _reject("float-class-target",
+            r"class-index targets must be int64 \(or uint8\), got target of dtype torch.float32",
             lambda: ((*_xw(), torch.tensor([0.0, 1, 2, 3])), {})),
     _reject("integer-probabilities", r"a target of the logits' shape \(4, 5\) holds probabilities",
             lambda: ((*_xw(), torch.ones(4, 5, dtype=torch.long)), {})),
-    _reject("batch-size", r"target of shape \(3,\)", lambda: ((*_xw(), torch.tensor([0, 1, 2])), {})),
+    _reject("batch-size", r"target of shape \(3,\)",
+            lambda: ((*_xw(), torch.tensor([0, 1, 2])), {})),
     _reject("kdim-target", r"target must have shape \(4, 2\) for logits of shape \(4, 5, 2\)",
-            lambda: ((torch.randn(4, 3), torch.randn(5, 2, 3), torch.zeros(4, 3, dtype=torch.long)), {})),
+            lambda: ((torch.randn(4, 3), torch.randn(5, 2, 3), torch.zeros(4, 3, dtype=torch.long)),
+                     {})),
     _reject("weight-shape", r"weight tensor of shape: \[4\]",
             lambda: ((*_xw(), torch.tensor([0, 1, 2, 3])), {"weight": torch.ones(4)})),
     _reject("weight-dtype", r"weight has dtype torch.float64, input has dtype torch.float32",
-            lambda: ((*_xw(), torch.tensor([0, 1, 2, 3])), {"weight": torch.ones(5, dtype=torch.float64)})),
+            lambda: ((*_xw(), torch.tensor([0, 1, 2, 3])),
+                     {"weight": torch.ones(5, dtype=torch.float64)})),
     _reject("label-smoothing", r"label_smoothing must be between 0.0 and 1.0. Got: 1.5",
             lambda: ((*_xw(), torch.tensor([0, 1, 2, 3])), {"label_smoothing": 1.5})),
     _reject("out-of-bounds", r"Target 7 is out of bounds.*class indices must lie in \[0, 5\)",
             lambda: ((*_xw(), torch.tensor([0, 1, 7, 3])), {})),
-    _reject("weight-dtype-mismatch", r"linear_weight has dtype torch.float64, input has dtype torch.float32",
-            lambda: ((torch.randn(4, 3), torch.randn(5, 3, dtype=torch.float64), torch.tensor([0, 1, 2, 3])), {})),
+    _reject("weight-dtype-mismatch",
+            r"linear_weight has dtype torch.float64, input has dtype torch.float32",
+            lambda: ((torch.randn(4, 3), torch.randn(5, 3, dtype=torch.float64),
+                      torch.tensor([0, 1, 2, 3])), {})),
     _reject("class-weight-requires-grad", r"not differentiable with respect to argument 'weight'",
-            lambda: ((*_xw(), torch.tensor([0, 1, 2, 3])), {"weight": torch.ones(5, requires_grad=True)})),
+            lambda: ((*_xw(), torch.tensor([0, 1, 2, 3])),
+                     {"weight": torch.ones(5, requires_grad=True)})),
     _reject("options-conflict", r"batch_chunk_size \(=3\) and chunking_method \('aspect_ratio'\)",
             lambda: ((*_xw(), torch.tensor([0, 1, 2, 3])),
                      {"options": Options(batch_chunk_size=3, chunking_method="aspect_ratio")})),
@@ -150,12 +166,14 @@ REJECTIONS = [
 
 
 def _extreme(id, build, **options):
-    return Extreme("linear_cross_entropy", build, id=id, options=options, grad=(0, 1, "linear_bias"))
+    return Extreme("linear_cross_entropy", build, id=id, options=options,
+                   grad=(0, 1, "linear_bias"))
 
 
 def _huge_logits():
     x, W = _xw(dtype=torch.float64)
-    return (x * 1e4, W, torch.tensor([0, 1, 2, 3])), {"linear_bias": torch.zeros(5, dtype=torch.float64)}
+    return (x * 1e4, W,
+            torch.tensor([0, 1, 2, 3])), {"linear_bias": torch.zeros(5, dtype=torch.float64)}
 
 
 def _minus_inf_class(target):
@@ -181,6 +199,8 @@ EXTREMES = [
              lambda: ((*_xw(dtype=torch.float64), torch.full((4,), -100)),
                       {"linear_bias": torch.zeros(5, dtype=torch.float64)}), label_smoothing=0.3),
     _extreme("empty-batch",
-             lambda: ((torch.empty(0, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64),
-                       torch.empty(0, dtype=torch.long)), {"linear_bias": torch.zeros(5, dtype=torch.float64)})),
+             lambda: ((torch.empty(0, 3, dtype=torch.float64),
+                       torch.randn(5, 3, dtype=torch.float64),
+                       torch.empty(0, dtype=torch.long)),
+                      {"linear_bias": torch.zeros(5, dtype=torch.float64)})),
 ]

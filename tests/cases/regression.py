@@ -54,7 +54,8 @@ def _complex(draw, options):
 REDUCTION = grid(reduction=REDUCTIONS)
 
 CASES = [
-    Case("mse_loss", _pair, REDUCTION + list(LEGACY), module="MSELoss", grad=(0, 1), reference=True),
+    Case("mse_loss", _pair, REDUCTION + list(LEGACY), module="MSELoss", grad=(0, 1),
+         reference=True),
     # torch 2.13's weight= is functional only: MSELoss has no such argument.
     Case("mse_loss", _weighted_pair, REDUCTION, grad=(0, 1, "weight"), reference=True),
     Case("mse_loss", _mixed_dtypes, REDUCTION, grad=(1,), dtypes=(torch.float32,)),
@@ -62,11 +63,13 @@ CASES = [
     Case("l1_loss", _weighted_pair, REDUCTION, grad=(0, 1, "weight"), reference=True),
     Case("l1_loss", _mixed_dtypes, REDUCTION, grad=(1,), dtypes=(torch.float32,)),
     # integer tensors: 'none' and 'sum' stay integer in torch ('mean' is a rejection below)
-    Case("l1_loss", _integers, grid(reduction=("none", "sum")), module="L1Loss", grad=(), dtypes=(F64,)),
+    Case("l1_loss", _integers, grid(reduction=("none", "sum")), module="L1Loss", grad=(),
+         dtypes=(F64,)),
     # complex: the loss is real; values only (the driver differentiates real tensors)
     Case("l1_loss", _complex, REDUCTION, module="L1Loss", grad=(), dtypes=(F64,)),
     # beta = 0 is torch's L1 branch; 0 as an int too
-    Case("smooth_l1_loss", _pair, grid(reduction=REDUCTIONS, beta=(1.0, 0.25, 2.5, 0.0)) + [dict(beta=0)]
+    Case("smooth_l1_loss", _pair,
+         grid(reduction=REDUCTIONS, beta=(1.0, 0.25, 2.5, 0.0)) + [dict(beta=0)]
          + list(LEGACY) + [dict(size_average=False, beta=0.5)],
          module="SmoothL1Loss", grad=(0, 1), reference=True),
     Case("smooth_l1_loss", _mixed_dtypes, grid(reduction=("mean",), beta=(1.0, 0.0)), grad=(1,),
@@ -100,7 +103,8 @@ REJECTIONS = [
     *(Rejection(name, lambda: ((torch.randn(3), torch.randn(3)), {"reduction": "avg"}),
                 match="avg is not a valid value for reduction", id="bad-reduction", module=module,
                 module_kwargs={"reduction": "avg"})
-      for name, module in (("mse_loss", "MSELoss"), ("l1_loss", "L1Loss"), ("smooth_l1_loss", "SmoothL1Loss"),
+      for name,
+      module in (("mse_loss", "MSELoss"), ("l1_loss", "L1Loss"), ("smooth_l1_loss", "SmoothL1Loss"),
                            ("huber_loss", "HuberLoss"))),
     # with a weight, torch checks the string itself: even 'elementwise_mean' is refused
     *(Rejection(name, lambda: ((torch.randn(3), torch.randn(3)),
@@ -111,14 +115,16 @@ REJECTIONS = [
     *(Rejection(name, _two(3, 4), id="shapes",
                 match=r"input of shape \(3,\), target of shape \(4,\) cannot be broadcast")
       for name in ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")),
-    Rejection("smooth_l1_loss", lambda: ((torch.randn(3), torch.randn(3)), {"beta": 0.0, "reduction": "avg"}),
+    Rejection("smooth_l1_loss",
+              lambda: ((torch.randn(3), torch.randn(3)), {"beta": 0.0, "reduction": "avg"}),
               match="avg is not a valid value for reduction", id="beta0-bad-reduction"),
     # weight must have input's own size (not the broadcast size)
     *(Rejection(name, lambda: ((torch.randn(3), torch.randn(3)), {"weight": torch.ones(2)}),
                 match=r"weight of shape \(2,\) and input of shape \(3,\)", id="weight-shape")
       for name in ("mse_loss", "l1_loss", "huber_loss")),
     *(Rejection(name, lambda: ((torch.randn(3), torch.randn(2, 3)), {"weight": torch.ones(2, 3)}),
-                match=r"weight of shape \(2, 3\) and input of shape \(3,\)", id="weight-of-broadcast-shape")
+                match=r"weight of shape \(2, 3\) and input of shape \(3,\)",
+                id="weight-of-broadcast-shape")
       for name in ("mse_loss", "l1_loss", "huber_loss")),
     # beta / delta out of range (NaN included) and of the wrong type
     Rejection("smooth_l1_loss", lambda: ((torch.randn(3), torch.randn(3)), {"beta": -0.5}),
@@ -134,17 +140,20 @@ REJECTIONS = [
     Rejection("huber_loss", lambda: ((torch.randn(3), torch.randn(3)), {"delta": -1}),
               match=r"non-positive values for delta: got delta=-1", id="negative-delta",
               module="HuberLoss", module_kwargs={"delta": -1}),
-    Rejection("huber_loss", lambda: ((torch.randn(3), torch.randn(3)), {"delta": -1.0, "weight": torch.ones(3)}),
+    Rejection("huber_loss",
+              lambda: ((torch.randn(3), torch.randn(3)), {"delta": -1.0, "weight": torch.ones(3)}),
               match=r"non-positive values for delta", id="weighted-negative-delta"),
-    Rejection("huber_loss", lambda: ((torch.randn(3), torch.randn(3)), {"delta": torch.tensor([2.0])}),
+    Rejection("huber_loss",
+              lambda: ((torch.randn(3), torch.randn(3)), {"delta": torch.tensor([2.0])}),
               match=r"argument 'delta' must be a real number .*shape \(1,\)", id="tensor-delta"),
     Rejection("huber_loss", lambda: ((torch.randn(3), torch.randn(3)), {"delta": "2"}),
-              match=r"delta.* must be a (real number|float or int)", id="str-delta", module="HuberLoss",
-              module_kwargs={"delta": "2"}),
+              match=r"delta.* must be a (real number|float or int)", id="str-delta",
+              module="HuberLoss", module_kwargs={"delta": "2"}),
     # dtypes torch's kernels refuse
     Rejection("mse_loss", lambda: ((torch.arange(3), torch.arange(3)), {}),
               match="mse_loss needs floating-point input and target", id="integer-input"),
-    Rejection("mse_loss", lambda: ((torch.ones(3, dtype=torch.complex64), torch.ones(3, dtype=torch.complex64)),
+    Rejection("mse_loss",
+              lambda: ((torch.ones(3, dtype=torch.complex64), torch.ones(3, dtype=torch.complex64)),
                                    {}),
               match="mse_loss needs floating-point input and target", id="complex-input"),
     Rejection("smooth_l1_loss", lambda: ((torch.arange(3), torch.arange(3)), {}),
@@ -175,7 +184,8 @@ def _empty():
 
 
 EXTREMES = [
-    Extreme("mse_loss", lambda: ((_t(1e200, -1e200, 0.0), torch.zeros(3, dtype=F64)), {}), id="overflow-to-inf"),
+    Extreme("mse_loss", lambda: ((_t(1e200, -1e200, 0.0), torch.zeros(3, dtype=F64)), {}),
+            id="overflow-to-inf"),
     Extreme("mse_loss", _empty, id="empty-mean-is-nan"),
     Extreme("mse_loss", _infinite, id="inf-residuals", options={"reduction": "none"}, grad=(0, 1)),
     Extreme("l1_loss", _infinite, id="inf-residuals", options={"reduction": "none"}, grad=(0, 1)),
@@ -184,21 +194,29 @@ EXTREMES = [
     Extreme("l1_loss", lambda: ((_t(1.0, 2.0), _t(1.0, 0.0)), {"weight": _t(0.0, 0.0)}),
             id="zero-weights-mean-is-nan", grad=(0, 1, "weight")),
     Extreme("smooth_l1_loss", _kinks, id="kinks-beta1", options={"reduction": "sum"}, grad=(0, 1)),
-    Extreme("smooth_l1_loss", _kinks, id="kinks-beta2", options={"reduction": "none", "beta": 2.0}, grad=(0, 1)),
-    # beta = 0 goes through L1: the slope at d = 0 is 0, not 0/0
-    Extreme("smooth_l1_loss", _kinks, id="kinks-beta0", options={"reduction": "sum", "beta": 0.0}, grad=(0, 1)),
-    Extreme("smooth_l1_loss", _kinks, id="beta-inf-is-zero", options={"reduction": "none", "beta": float("inf")},
+    Extreme("smooth_l1_loss", _kinks, id="kinks-beta2", options={"reduction": "none", "beta": 2.0},
             grad=(0, 1)),
-    Extreme("smooth_l1_loss", lambda: ((_t(0.0, 1e-310, -1e-300, 1.0), torch.zeros(4, dtype=F64)), {}),
+    # beta = 0 goes through L1: the slope at d = 0 is 0, not 0/0
+    Extreme("smooth_l1_loss", _kinks, id="kinks-beta0", options={"reduction": "sum", "beta": 0.0},
+            grad=(0, 1)),
+    Extreme("smooth_l1_loss", _kinks, id="beta-inf-is-zero",
+            options={"reduction": "none", "beta": float("inf")}, grad=(0, 1)),
+    Extreme("smooth_l1_loss",
+            lambda: ((_t(0.0, 1e-310, -1e-300, 1.0), torch.zeros(4, dtype=F64)), {}),
             id="tiny-beta", options={"reduction": "none", "beta": 1e-300}, grad=(0, 1)),
-    Extreme("smooth_l1_loss", _infinite, id="inf-residuals", options={"reduction": "none"}, grad=(0, 1)),
+    Extreme("smooth_l1_loss", _infinite, id="inf-residuals", options={"reduction": "none"},
+            grad=(0, 1)),
     Extreme("smooth_l1_loss", _empty, id="empty-mean-is-nan"),
     Extreme("huber_loss", _kinks, id="kinks-delta1", options={"reduction": "sum"}, grad=(0, 1)),
-    Extreme("huber_loss", _kinks, id="kinks-delta2", options={"reduction": "none", "delta": 2.0}, grad=(0, 1)),
-    Extreme("huber_loss", _kinks, id="delta-inf-is-half-mse", options={"reduction": "none", "delta": float("inf")},
+    Extreme("huber_loss", _kinks, id="kinks-delta2", options={"reduction": "none", "delta": 2.0},
             grad=(0, 1)),
-    Extreme("huber_loss", _infinite, id="inf-residuals", options={"reduction": "none"}, grad=(0, 1)),
-    Extreme("huber_loss", lambda: ((_t(3.0, -0.5, float("inf")), _t(0.0, 0.0, 0.0)), {"weight": _t(2.0, 0.5, 1.0)}),
+    Extreme("huber_loss", _kinks, id="delta-inf-is-half-mse",
+            options={"reduction": "none", "delta": float("inf")}, grad=(0, 1)),
+    Extreme("huber_loss", _infinite, id="inf-residuals", options={"reduction": "none"},
+            grad=(0, 1)),
+    Extreme("huber_loss",
+            lambda: ((_t(3.0, -0.5, float("inf")), _t(0.0, 0.0, 0.0)),
+                     {"weight": _t(2.0, 0.5, 1.0)}),
             id="weighted-inf", options={"reduction": "mean"}, grad=(0, 1, "weight")),
     Extreme("huber_loss", _empty, id="empty-mean-is-nan"),
 ]

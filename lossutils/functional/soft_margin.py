@@ -1,0 +1,173 @@
+r"""Soft margins: the two-class and the multi-label logistic losses.
+
+``soft_margin_loss`` is the smooth version of a hinge on :math:`y x`
+(:math:`y \in \{1, -1\}`); ``multilabel_soft_margin_loss`` is one logistic
+loss per class, averaged over the classes. Both are computed the way torch's
+kernels compute them, log-sigmoid (:mod:`lossutils._sigmoid`) included.
+
+Defined in :doc:`/chapters/04_loss_family`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd import Function
+
+from .._autograd import once_differentiable
+from .._checks import broadcast_shape, dtype_name, refuse_grad, require_floating
+from .._reduction import (
+    NOT_VALID,
+    check_reduction,
+    legacy_or,
+    reduce,
+    reduce_backward,
+    resolve,
+    sum_to_shape,
+)
+from .._sigmoid import log_sigmoid, log_sigmoid_grad
+
+__all__ = ["soft_margin_loss", "multilabel_soft_margin_loss"]
+
+
+class SoftMarginLossFunction(Function):
+    r"""Two-class logistic loss on targets :math:`y \in \{1, -1\}`.
+
+    .. math::
+        l_n = \log(1 + e^{-y_n x_n}), \qquad
+        \frac{\partial l_n}{\partial x_n} = \frac{-y_n\, e^{-y_n x_n}}{1 + e^{-y_n x_n}}
+
+    computed, like torch's kernel, literally as ``log1p(exp(-y x))``: for
+    :math:`-y x` beyond ``exp``'s range the loss is ``inf`` and its gradient
+    ``inf / inf = nan``, exactly where torch's are. ``mean`` divides by
+    :math:`N`, the number of elements of ``input``.
+    """
+
+    @staticmethod
+    def forward(input, target, reduction):
+        # torch writes into a tensor of input's dtype: (-x * y) is rounded to it first.
+        loss = (-input * target).to(input.dtype).exp().log1p()
+        return reduce(loss, reduction)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, target, reduction = inputs
+        ctx.save_for_backward(input, target)
+        ctx.reduction = reduction
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        input, target = ctx.saved_tensors
+        z = (-target * input).exp()
+        slope = (-(target * z) / (z + 1)).to(input.dtype)
+        return reduce_backward(slope, ctx.reduction, grad_output), None, None
+
+
+def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+                     reduction: str = "mean") -> Tensor:
+    r"""Two-class logistic loss, :math:`l_n = \log(1 + e^{-y_n x_n})`,
+    like :func:`torch.nn.functional.soft_margin_loss`. See :class:`SoftMarginLossFunction`.
+
+    Examples:
+        >>> soft_margin_loss(torch.tensor([2.0, -1.0]), torch.tensor([1.0, 1.0]))
+        tensor(0.7201)
+    """
+    reduction = resolve(size_average, reduce, reduction)
+    # torch writes the loss into a tensor shaped and typed like input: target
+    # may broadcast *to* input, never widen it.
+    if broadcast_shape("soft_margin_loss", input=input, target=target) != input.shape:
+        raise RuntimeError(f"soft_margin_loss: target of shape {tuple(target.shape)} must "
+                           f"broadcast to input's shape {tuple(input.shape)}")
+    if not input.is_floating_point():
+        raise RuntimeError(f"result type Float can't be cast to the desired output type "
+                           f"{dtype_name(input.dtype)}: soft_margin_loss needs a floating-point "
+                           f"input, got {input.dtype}")
+    refuse_grad("soft_margin_loss", "target", target)
+    return SoftMarginLossFunction.apply(input, target, reduction)
+
+
+class MultiLabelSoftMarginLossFunction(Function):
+    r"""One logistic loss per class, averaged over the :math:`C` classes.
+
+    .. math::
+        l_n = -\frac{1}{C}\sum_c w_c \big[y_{nc} \log\sigma(x_{nc})
+            + (1 - y_{nc})\log\sigma(-x_{nc})\big]
+
+    .. math::
+        \frac{\partial l_n}{\partial x_{nc}}
+            = \frac{w_c}{C}\big[(1 - y_{nc})\sigma(x_{nc}) - y_{nc}\sigma(-x_{nc})\big]
+            = \frac{w_c}{C}(\sigma(x_{nc}) - y_{nc}),
+
+    .. math::
+        \frac{\partial l_n}{\partial y_{nc}}
+            = -\frac{w_c}{C}\big[\log\sigma(x_{nc}) - \log\sigma(-x_{nc})\big]
+            = -\frac{w_c x_{nc}}{C}, \qquad
+        \frac{\partial l_n}{\partial w_c} = \frac{\ell_{nc}}{C}
+
+    where :math:`\ell_{nc}` is the bracket before weighting. The classes are
+    the last dim of ``input``; ``target`` and ``weight`` broadcast against it.
+    ``mean`` divides by the number of :math:`l_n`.
+    """
+
+    @staticmethod
+    def forward(input, target, weight, reduction):
+        loss = -(target * log_sigmoid(input) + (1 - target) * log_sigmoid(-input))
+        if weight is not None:
+            loss = loss * weight
+        class_dim = input.dim() - 1
+        return reduce(loss.sum(class_dim) / input.size(class_dim), reduction)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, target, weight, reduction = inputs
+        ctx.save_for_backward(input, target, weight)
+        ctx.reduction = reduction
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        input, target, weight = ctx.saved_tensors
+        class_dim, n_classes = input.dim() - 1, input.size(-1)
+        shape = broadcast_shape("multilabel_soft_margin_loss", input=input, target=target,
+                                **({} if weight is None else {"weight": weight}))
+        per_sample = shape[:class_dim] + shape[class_dim + 1:]
+        ones = torch.ones(per_sample, dtype=grad_output.dtype, device=grad_output.device)
+        g = reduce_backward(ones, ctx.reduction, grad_output)
+        g = g.unsqueeze(class_dim) / n_classes
+        w = 1 if weight is None else weight
+        grad_input = grad_target = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            d = -(target * log_sigmoid_grad(input) - (1 - target) * log_sigmoid_grad(-input))
+            grad_input = sum_to_shape((d * w * g).expand(shape), input.shape)
+        if ctx.needs_input_grad[1]:
+            d = -(log_sigmoid(input) - log_sigmoid(-input))
+            grad_target = sum_to_shape((d * w * g).expand(shape), target.shape)
+        if ctx.needs_input_grad[2]:
+            d = -(target * log_sigmoid(input) + (1 - target) * log_sigmoid(-input))
+            grad_weight = sum_to_shape((d * g).expand(shape), weight.shape)
+        return grad_input, grad_target, grad_weight, None
+
+
+def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    r"""Per-class logistic loss averaged over classes, like
+    :func:`torch.nn.functional.multilabel_soft_margin_loss`.
+
+    See :class:`MultiLabelSoftMarginLossFunction`.
+
+    Examples:
+        >>> multilabel_soft_margin_loss(torch.tensor([[3.0, -3.0]]), torch.tensor([[1.0, 0.0]]))
+        tensor(0.0486)
+    """
+    reduction = legacy_or(size_average, reduce, reduction)
+    if input.dim() == 0:
+        raise IndexError("Dimension specified as -1 but tensor has no dimensions: "
+                         "multilabel_soft_margin_loss needs input of shape (C) or (N, C), "
+                         "got a 0-d tensor")
+    broadcast_shape("multilabel_soft_margin_loss", input=input, target=target,
+                    **({} if weight is None else {"weight": weight}))
+    require_floating("input", "log_sigmoid_cpu", input)
+    # torch checks the name only after computing: 'elementwise_mean' is no alias here.
+    check_reduction(reduction, accept_deprecated=False, message=NOT_VALID)
+    return MultiLabelSoftMarginLossFunction.apply(input, target, weight, reduction)
