@@ -57,9 +57,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cross_entropy_memory import _reset_peak, _rss_kib  # noqa: E402
+from cross_entropy_memory import _reset_peak, _rss_kib
 
-from lossutils.distributed import (  # noqa: E402
+from lossutils.distributed import (
     CollectiveLog,
     run_on_gloo,
     shard_bounds,

@@ -16,11 +16,11 @@ import itertools
 import re
 import time
 
-import distributed_ranks as ranks
 import pytest
 import torch
 from torch.multiprocessing.spawn import ProcessRaisedException
 
+import distributed_ranks as ranks
 from lossutils.distributed import run_on_gloo, shard_bounds, vocab_parallel_cross_entropy
 
 TIMEOUT = 300  # seconds for one spawn of every check; about 10 s on an idle 2-core machine

@@ -1,4 +1,4 @@
-"""``make lab``: JupyterLab on the book, a chapter opening as a notebook, a kernel that imports lossutils.
+"""``make lab``: JupyterLab on the book, chapters open as notebooks, a kernel imports lossutils.
 
 The test starts the real target, headless, on a free port with a token of its
 own (``LAB_ARGS``), in this test run's environment, asks the Jupyter server's
@@ -56,9 +56,10 @@ def lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lab")
     port, token = _free_port(), uuid.uuid4().hex
     venv = VENV_BIN.parent
-    args = (f"--no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port={port} --ServerApp.port_retries=0 "
-            f"--IdentityProvider.token={token}")
-    cmd = ["make", "--no-print-directory", "-o", f"{venv}/.installed", "lab", f"VENV={venv}", f"LAB_ARGS={args}"]
+    args = (f"--no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port={port} "
+            f"--ServerApp.port_retries=0 --IdentityProvider.token={token}")
+    cmd = ["make", "--no-print-directory", "-o", f"{venv}/.installed", "lab",
+           f"VENV={venv}", f"LAB_ARGS={args}"]
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp / "runtime"))  # kernel connection files
     # make lab writes the viewer setting into the venv each time: start without it, so that
     # the test sees this run's (not one left by an earlier run)
@@ -76,7 +77,8 @@ def lab(tmp_path_factory):
                 break
             except (urllib.error.URLError, ConnectionError):
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"make lab did not serve on port {port}:\n{log_path.read_text()[-3000:]}")
+                    log = log_path.read_text()[-3000:]
+                    pytest.fail(f"make lab did not serve on port {port}:\n{log}")
                 time.sleep(0.5)
         yield server
     finally:
@@ -114,7 +116,8 @@ def test_double_clicking_a_chapter_uses_the_jupytext_notebook_viewer(lab):
 
 async def _execute(lab: Lab, kernel_id: str, code: str) -> tuple[str, str]:
     """Run ``code`` in the kernel over the server's websocket: (status, what it printed)."""
-    ws_url = lab.url.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels?token={lab.token}"
+    ws_url = (lab.url.replace("http", "ws", 1)
+              + f"/api/kernels/{kernel_id}/channels?token={lab.token}")
     ws = await websocket_connect(ws_url)
     msg_id = uuid.uuid4().hex
     ws.write_message(json.dumps({

@@ -58,7 +58,8 @@ def _zizmor(workflows: pathlib.Path) -> tuple[int, list[dict], str]:
 
 def test_zizmor_finds_nothing():
     code, findings, log = _zizmor(WORKFLOWS)
-    found = [f"{f['ident']}: {f['desc']} ({f['locations'][0]['symbolic']['key']})" for f in findings]
+    found = [f"{f['ident']}: {f['desc']} ({f['locations'][0]['symbolic']['key']})"
+             for f in findings]
     # 0: no findings; 1: a file it could not read as a workflow; 10-14: findings by severity
     assert code == 0 and not findings, f"zizmor exited {code}:\n" + "\n".join(found) + log
 
@@ -95,14 +96,17 @@ def test_jobs_that_run_make_run_in_debian_bookworm_with_torchs_cpu_index(name):
     """make installs torch (a CUDA build from PyPI on Linux, without the CPU index)
     and, under CI=true, Debian's chromium (apt-get, as root): both need the container."""
     workflow = _load(name)
-    jobs = {job_id for job_id, _, step in _steps(workflow) if re.search(r"\bmake\b|\.ci/run", step.get("run", ""))}
+    jobs = {job_id for job_id, _, step in _steps(workflow)
+            if re.search(r"\bmake\b|\.ci/run", step.get("run", ""))}
     assert jobs, f"{name}: no job runs make or .ci/run"
     for job_id in jobs:
         job = workflow["jobs"][job_id]
         container = job.get("container")
         image = container.get("image") if isinstance(container, dict) else container
-        assert image and re.fullmatch(r"python:3\.11-bookworm", image), f"{name}/{job_id}: container {image!r}"
-        assert job["env"]["PIP_EXTRA_INDEX_URL"] == CPU_INDEX, f"{name}/{job_id}: no CPU index for torch"
+        where = f"{name}/{job_id}"
+        assert image and re.fullmatch(r"python:3\.11-bookworm", image), \
+            f"{where}: container {image!r}"
+        assert job["env"]["PIP_EXTRA_INDEX_URL"] == CPU_INDEX, f"{where}: no CPU index for torch"
 
 
 def test_ci_runs_the_one_entry_point_with_ci_true():
@@ -123,7 +127,8 @@ def test_ci_tests_both_ends_of_the_torch_range():
     lower = [s.version for s in requirement.specifier if s.operator == ">="]
     assert lower and pinned.startswith(lower[0]), (str(requirement), pinned)
     assert requirement.specifier.contains(pinned), (str(requirement), pinned)
-    legs = {leg["torch"]: leg["suite"] for leg in _load("ci.yml")["jobs"]["test"]["strategy"]["matrix"]["include"]}
+    matrix = _load("ci.yml")["jobs"]["test"]["strategy"]["matrix"]["include"]
+    legs = {leg["torch"]: leg["suite"] for leg in matrix}
     assert legs.get(pinned) == "all", legs
     newer = [v for v, suite in legs.items() if v != pinned and suite == "package"]
     assert newer and all(requirement.specifier.contains(v) for v in newer), legs
