@@ -20,11 +20,18 @@ pytestmark = pytest.mark.book
 
 
 def toc_files() -> list[str]:
+    """Every page of the table of contents, sections included, in reading order."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+
+    def walk(entries):
+        for entry in entries:
+            yield entry["file"]
+            yield from walk(entry.get("sections", []))
+
     files = [toc["root"]]
     for part in toc.get("parts", []):
-        files += [c["file"] for c in part.get("chapters", [])]
-    files += [c["file"] for c in toc.get("chapters", [])]
+        files += walk(part.get("chapters", []))
+    files += walk(toc.get("chapters", []))
     return files
 
 
