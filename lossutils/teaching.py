@@ -21,7 +21,7 @@ __all__ = ["MLP", "Listing", "max_diff", "require_quoted", "show_source"]
 class Listing:
     """Source code that renders highlighted in a notebook and as plain text elsewhere.
 
-    Defined in :doc:`/chapters/02_2_function`.
+    Defined in :doc:`/chapters/01_module`.
     """
 
     def __init__(self, code: str, name: str = "") -> None:
@@ -45,7 +45,7 @@ def show_source(obj, start: str | None = None, stop: str | None = None) -> Listi
     when the markers are no longer in the source the page fails to build,
     instead of showing code the text no longer describes.
 
-    Defined in :doc:`/chapters/02_2_function`.
+    Defined in :doc:`/chapters/01_module`; excerpts from :doc:`/chapters/02_2_function` on.
 
     Raises:
         ValueError: ``start`` or ``stop`` is not in the source of ``obj``.
@@ -86,7 +86,7 @@ def require_quoted(objects, *quoted: str) -> None:
 def max_diff(a, b) -> float:
     """Largest absolute difference of two tensors or arrays, as a float.
 
-    Defined in :doc:`/chapters/03_cross_entropy`.
+    Defined in :doc:`/chapters/03_1_backward`.
     """
     a = a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
     b = b.detach().cpu().numpy() if torch.is_tensor(b) else np.asarray(b)
