@@ -34,7 +34,10 @@ $(STAMP): requirements.txt requirements-test.txt pyproject.toml
 		sys.exit(None if '$(TORCH)' in ('newest', v.split('+')[0]) else f'expected torch $(TORCH), got {v}')"
 	touch $(STAMP)
 
+# The pages run in parallel into the jupyter-cache first (scripts/execute_book.py);
+# the build then finds their outputs there.
 book: $(STAMP)
+	$(BIN)/python scripts/execute_book.py
 	$(BIN)/jupyter-book build --all $(JB_FLAGS) .
 	@echo
 	@echo "Built: open file://$(CURDIR)/_build/html/index.html  (or: make serve)"

@@ -12,6 +12,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, os.path.dirname(__file__))
+# scripts/execute_book.py: the pages of the table of contents, and their parallel run
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts"))
 
 # Kernels started by this test process (the book build's and the chapters')
 # get an IPython directory of their own: kernels of the two xdist workers
@@ -50,10 +52,15 @@ class BuiltBook:
 
 def build_book(output: pathlib.Path) -> BuiltBook:
     """Build the executed site from scratch (a fresh jupyter-cache) into ``output``."""
+    # The pages first, in parallel, into the build's jupyter-cache (as `make book` does).
+    pre = subprocess.run([str(VENV_BIN / "python"), str(ROOT / "scripts" / "execute_book.py"),
+                          "--output", str(output)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=1800)
     cmd = [str(VENV_BIN / "jupyter-book"), "build", "--all", str(ROOT), "--path-output",
            str(output), "-n", "-W", "--keep-going"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
-    return BuiltBook(output / "_build" / "html", proc.stdout + proc.stderr, proc.returncode)
+    log = pre.stdout + pre.stderr + proc.stdout + proc.stderr
+    return BuiltBook(output / "_build" / "html", log, proc.returncode or pre.returncode)
 
 
 @pytest.fixture(scope="session")

@@ -11,21 +11,12 @@ import time
 import jupytext
 import nbformat
 import pytest
-import yaml
 from nbclient import NotebookClient
 
 from conftest import ROOT
+from execute_book import toc_files
 
 pytestmark = pytest.mark.book
-
-
-def toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [c["file"] for c in part.get("chapters", [])]
-    files += [c["file"] for c in toc.get("chapters", [])]
-    return files
 
 
 CHAPTERS = [f for f in toc_files() if f.startswith("chapters/")]

@@ -44,7 +44,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "browser"
 BUDGET = 1_000_000  # bytes an interactive figure may add to a page (scripts + its data)
 # Where each chapter asks for its interactive figure (lossutils.interactive.figures).
 EXPECTED_FIGURES = {
-    "chapters/03_cross_entropy.html": "ce-temperature",
+    "chapters/03_2_why_cross_entropy.html": "ce-temperature",
     "chapters/04_loss_family.html": "regression-losses",
     "chapters/05_kl_divergence.html": "kl-gaussian-fit",
     "chapters/06_training.html": "training-lr",

@@ -13,7 +13,7 @@ the two functions (and differ again inside ``cosine_embedding_loss``):
   ``no_grad``): the gradient is that of ``x / n`` with the clamped ``n`` in
   the division and ``dn/dx = x / ||x||`` (0 at ``x = 0``) behind it.
 
-Defined in :doc:`/chapters/04_loss_family`.
+Defined in :doc:`/chapters/04_1_margins_and_likelihoods`.
 """
 
 from __future__ import annotations

@@ -31,7 +31,6 @@ from ._chunk_passes import (
     at_position,
     forward_chunk,
     gradient_pass,
-    online_lse,
 )
 from ._linear_cross_entropy_checks import (
     aspect_ratio_chunk_size,
@@ -51,11 +50,6 @@ def _auto_chunk_size(num_rows: int, in_features: int, num_classes: int) -> int:
     """The default ``chunk_size``: rows such that one chunk's logits take about half the
     memory of ``input`` (torch's rule for its own chunked path, ``aspect_ratio:2``)."""
     return aspect_ratio_chunk_size(num_rows, in_features, num_classes, factor=2)
-
-
-# Chapter 07 prints the source of these two by the names they had before
-# _chunk_passes.py held them.
-_online_lse, _chunked = online_lse, forward_chunk
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Both mirror torch's C++ kernels, which exist for float32 and float64 only,
 take a ``(C)`` or ``(N, C)`` input with class-index targets, and test the
 hinge :math:`z > 0` *strictly* (so a NaN score adds nothing to the loss).
 
-Defined in :doc:`/chapters/04_loss_family`.
+Defined in :doc:`/chapters/04_1_margins_and_likelihoods`.
 """
 
 from __future__ import annotations

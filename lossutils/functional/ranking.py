@@ -5,7 +5,7 @@ inside a margin. Every hinge here is ``clamp_min(u, 0)``; its gradient
 passes where :math:`u \ge 0`, the boundary included, as torch's
 ``clamp_min`` does.
 
-Defined in :doc:`/chapters/04_loss_family`.
+Defined in :doc:`/chapters/04_1_margins_and_likelihoods`.
 """
 
 from __future__ import annotations

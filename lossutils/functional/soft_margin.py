@@ -5,7 +5,7 @@ r"""Soft margins: the two-class and the multi-label logistic losses.
 loss per class, averaged over the classes. Both are computed the way torch's
 kernels compute them, log-sigmoid (:mod:`lossutils._sigmoid`) included.
 
-Defined in :doc:`/chapters/04_loss_family`.
+Defined in :doc:`/chapters/04_1_margins_and_likelihoods`.
 """
 
 from __future__ import annotations

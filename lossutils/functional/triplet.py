@@ -7,7 +7,7 @@ for the hinge; the chain rule joins them. The hinge is ``clamp_min(u, 0)``,
 whose gradient passes where :math:`u \ge 0`, the boundary included, as
 torch's ``clamp_min`` does.
 
-Defined in :doc:`/chapters/04_loss_family`.
+Defined in :doc:`/chapters/04_1_margins_and_likelihoods`.
 """
 
 from __future__ import annotations

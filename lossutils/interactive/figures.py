@@ -70,7 +70,7 @@ def _ce_grad(x, T=1.0):
 def ce_temperature() -> InteractiveFigure:
     """Cross-entropy of one sample against its true class's logit, at temperature T.
 
-    Defined in :doc:`/chapters/03_cross_entropy`.
+    Defined in :doc:`/chapters/03_2_why_cross_entropy`.
     """
     x = np.linspace(-6, 6, 121)
     panels = []

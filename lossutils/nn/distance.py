@@ -3,7 +3,7 @@
 Same constructor arguments, attributes and ``forward`` as ``torch.nn``; each
 ``forward`` is one call into :mod:`lossutils.functional`.
 
-Defined in :doc:`/chapters/04_loss_family`.
+Defined in :doc:`/chapters/04_1_margins_and_likelihoods`.
 """
 
 from __future__ import annotations
