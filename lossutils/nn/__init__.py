@@ -8,4 +8,4 @@ from .base import _Loss, _WeightedLoss
 
 __all__ = ["_Loss", "_WeightedLoss"] + reexport(globals(), (
     "softmax", "cross_entropy", "regression", "binary", "probabilistic", "soft_margin", "ranking",
-    "multi_margin", "distance", "triplet", "ctc", "linear_cross_entropy"))
+    "multi_margin", "distance", "triplet", "ctc", "linear_cross_entropy", "adaptive"))
