@@ -16,14 +16,15 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from .._autograd import once_differentiable
+from .. import _autocast
+from .._autograd import apply, transformable
 from .._checks import broadcast_pair, dtype_name, warn_size_mismatch
+from .._precision import HALF, rounded, upcast
 from .._reduction import (
     INVALID_MODE,
     check_reduction,
     legacy_or,
     reduce,
-    reduce_backward,
     reduction_grad,
     sum_to_shape,
 )
@@ -32,7 +33,7 @@ __all__ = ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss"]
 
 
 # ----------------------------------------------------------------------------
-# Shared pieces: weighting, reduction and the backward skeleton
+# Shared pieces: weighting, reduction, the backward and jvp skeletons
 # ----------------------------------------------------------------------------
 
 
@@ -49,9 +50,22 @@ def _weighted_reduce(loss: Tensor, weight: Tensor | None, reduction: str,
     return reduce(loss * weight, reduction, weight.sum() if mean_by_weight else None)
 
 
+def _forward(input, target, weight, reduction, loss_fn, params=(), mean_by_weight=True,
+             out_dtype=None):
+    """The loss in float32 for float16/bfloat16 arguments (torch's kernels compute
+    elementwise in float32 and its reductions accumulate there), rounded once."""
+    loss = loss_fn(upcast(input) - upcast(target), *params)
+    if out_dtype is not None and out_dtype not in HALF:  # huber: the loss has input's dtype
+        loss = loss.to(out_dtype)
+    out = _weighted_reduce(loss, upcast(weight), reduction, mean_by_weight)
+    dtypes = [out_dtype or input.dtype] + ([] if weight is None else [weight.dtype])
+    return rounded(out, *dtypes)
+
+
 def _save(ctx, inputs, output) -> None:
     input, target, weight, reduction, *params = inputs
     ctx.save_for_backward(input, target, weight, output)
+    ctx.save_for_forward(input, target, weight, output)
     ctx.reduction = reduction
     ctx.params = params
 
@@ -71,24 +85,51 @@ def _residual_backward(ctx, grad_output: Tensor, loss_fn, slope_fn, mean_by_weig
     where :math:`n \to k` runs over the broadcast copies of :math:`w_k`; the
     :math:`-L` term appears only when ``mean`` divides by :math:`\sum_m w_m`,
     because that denominator depends on :math:`w_k` too.
+
+    Written in differentiable ops (out of place), so that under ``create_graph=True``
+    autograd records it: the second derivative is this formula's derivative, through
+    ``input``, ``target``, ``weight``, the saved output :math:`L` and ``grad_output``.
+    The slopes are piecewise smooth: their derivative is torch's almost everywhere.
     """
     input, target, weight, output = ctx.saved_tensors
-    diff = input - target
+    diff = upcast(input) - upcast(target)
     slope = slope_fn(diff, *ctx.params)
+    grad_output, w = upcast(grad_output), upcast(weight)
     no_params = (None for _ in ctx.params)
-    if weight is None:
-        g = reduce_backward(slope, ctx.reduction, grad_output)
-        return (g, -g, None, None, *no_params)
-    total = weight.sum() if mean_by_weight else None
+    total = w.sum() if weight is not None and mean_by_weight else None
     scale = reduction_grad(grad_output, ctx.reduction, diff.numel(), total)
-    g = slope * weight * scale
+    g = slope * scale if weight is None else slope * w * scale
     grad_weight = None
-    if ctx.needs_input_grad[2]:
-        loss = loss_fn(diff, *ctx.params)
-        grad_weight = sum_to_shape(loss * scale, weight.shape)
+    if weight is not None and ctx.needs_input_grad[2]:
+        grad_weight = sum_to_shape(loss_fn(diff, *ctx.params) * scale, weight.shape)
         if ctx.reduction == "mean" and mean_by_weight:
-            grad_weight = grad_weight - output * scale
-    return (g, -g, grad_weight, None, *no_params)
+            grad_weight = grad_weight - upcast(output) * scale
+        grad_weight = grad_weight.to(weight.dtype)
+    return (g.to(input.dtype), (-g).to(target.dtype), grad_weight, None, *no_params)
+
+
+def _residual_jvp(ctx, tangents, loss_fn, slope_fn, mean_by_weight: bool = True):
+    r"""Forward mode: the tangent of :math:`L` for tangents :math:`\dot x, \dot y, \dot w`:
+    the reduction of :math:`w_n s_n (\dot x_n - \dot y_n) + \dot w_n \ell(d_n)`, and for a
+    ``mean`` over :math:`\sum_m w_m`, :math:`(\sum_n \dots - L \sum_m \dot w_m) / \sum_m w_m`.
+    A tangent that is ``None`` is zero."""
+    input, target, weight, output = ctx.saved_tensors
+    t_x, t_y, t_w = tangents[:3]
+    diff = upcast(input) - upcast(target)
+    lin = torch.zeros_like(diff)
+    if t_x is not None:
+        lin = lin + upcast(t_x)
+    if t_y is not None:
+        lin = lin - upcast(t_y)
+    lin = slope_fn(diff, *ctx.params) * lin
+    if weight is None:
+        return rounded(reduce(lin, ctx.reduction), output.dtype)
+    w = upcast(weight)
+    terms = lin * w if t_w is None else lin * w + loss_fn(diff, *ctx.params) * upcast(t_w)
+    if ctx.reduction == "mean" and mean_by_weight:
+        out = terms.sum() if t_w is None else terms.sum() - upcast(output) * upcast(t_w).sum()
+        return rounded(out / w.sum(), output.dtype)
+    return rounded(reduce(terms, ctx.reduction), output.dtype)
 
 
 # ----------------------------------------------------------------------------
@@ -133,6 +174,7 @@ def _huber_slope(d: Tensor, delta: float) -> Tensor:
     return d.clamp(-delta, delta)
 
 
+@transformable
 class L1LossFunction(Function):
     r"""Mean absolute error.
 
@@ -148,16 +190,20 @@ class L1LossFunction(Function):
 
     @staticmethod
     def forward(input, target, weight, reduction):
-        return _weighted_reduce(_l1(input - target), weight, reduction, mean_by_weight=True)
+        return _forward(input, target, weight, reduction, _l1)
 
     setup_context = staticmethod(_save)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
         return _residual_backward(ctx, grad_output, _l1, _l1_slope)
 
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return _residual_jvp(ctx, tangents, _l1, _l1_slope)
 
+
+@transformable
 class MSELossFunction(Function):
     r"""Mean squared error.
 
@@ -173,16 +219,20 @@ class MSELossFunction(Function):
 
     @staticmethod
     def forward(input, target, weight, reduction):
-        return _weighted_reduce(_squared(input - target), weight, reduction, mean_by_weight=True)
+        return _forward(input, target, weight, reduction, _squared)
 
     setup_context = staticmethod(_save)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
         return _residual_backward(ctx, grad_output, _squared, _squared_slope)
 
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return _residual_jvp(ctx, tangents, _squared, _squared_slope)
 
+
+@transformable
 class SmoothL1LossFunction(Function):
     r"""Smooth L1: quadratic for :math:`|d_n| < \beta`, linear (slope 1) outside.
 
@@ -199,17 +249,20 @@ class SmoothL1LossFunction(Function):
 
     @staticmethod
     def forward(input, target, weight, reduction, beta):
-        loss = _smooth_l1(input - target, beta)
-        return _weighted_reduce(loss, weight, reduction, mean_by_weight=True)
+        return _forward(input, target, weight, reduction, _smooth_l1, (beta,))
 
     setup_context = staticmethod(_save)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
         return _residual_backward(ctx, grad_output, _smooth_l1, _smooth_l1_slope)
 
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return _residual_jvp(ctx, tangents, _smooth_l1, _smooth_l1_slope)
 
+
+@transformable
 class HuberLossFunction(Function):
     r"""Huber: quadratic for :math:`|d_n| < \delta`, linear with slope :math:`\delta` outside.
 
@@ -228,18 +281,21 @@ class HuberLossFunction(Function):
 
     @staticmethod
     def forward(input, target, weight, reduction, delta, out_dtype):
-        loss = _huber(input - target, delta).to(out_dtype)
-        return _weighted_reduce(loss, weight, reduction, mean_by_weight=False)
+        return _forward(input, target, weight, reduction, _huber, (delta,), mean_by_weight=False,
+                        out_dtype=out_dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         _save(ctx, inputs[:-1], output)  # out_dtype is no parameter of the loss
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
         grads = _residual_backward(ctx, grad_output, _huber, _huber_slope, mean_by_weight=False)
         return (*grads, None)  # out_dtype
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return _residual_jvp(ctx, tangents, _huber, _huber_slope, mean_by_weight=False)
 
 
 # ----------------------------------------------------------------------------
@@ -278,6 +334,27 @@ def _check_weight_shape(weight: Tensor, shape: torch.Size, op: str) -> None:
         )
 
 
+def _refuse_bool(op: str, input_dtype: torch.dtype, target_dtype: torch.dtype) -> None:
+    """L1 subtracts first, and torch's ``-`` refuses bool tensors (with these words)."""
+    given = f"{op} computes input - target, got input of dtype {input_dtype}, target of dtype " \
+            f"{target_dtype}"
+    if input_dtype == target_dtype:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
+                           f"supported. Use the `^` or `logical_xor()` operator instead. ({given})")
+    raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If "
+                       "you are trying to invert a mask, use the `~` or `logical_not()` operator "
+                       f"instead. ({given})")
+
+
+def _autocast_args(op: str, input: Tensor, target: Tensor, weight: Tensor | None,
+                   reduction: str) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The arguments as torch's autocast passes them to the op (its weighted branches are
+    compositions: ``op[weighted]`` in :data:`lossutils._autocast.COMPOSITES`)."""
+    name = op if weight is None else f"{op}[weighted]"
+    (input, target, weight), _ = _autocast.cast(name, input, target, weight, reduction=reduction)
+    return input, target, weight
+
+
 def _check_weighted_reduction(reduction: str) -> str:
     # torch's weighted branch compares the string itself: no 'elementwise_mean' alias there.
     return check_reduction(reduction, accept_deprecated=False, message=INVALID_MODE)
@@ -302,25 +379,31 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     """
     warn_size_mismatch(input, target)
     reduction = legacy_or(size_average, reduce, reduction)
-    shape = input.shape
+    shape, dtypes = input.shape, (input.dtype, target.dtype)
+    input, target, weight = _autocast_args("l1_loss", input, target, weight, reduction)
     input, target = broadcast_pair(input, target)
     if weight is not None:
         _check_weight_shape(weight, shape, "l1_loss")
-    return _l1_branch(input, target, weight, reduction, "l1_loss")
+    return _l1_branch(input, target, weight, reduction, "l1_loss", dtypes)
 
 
-def _l1_branch(input, target, weight, reduction, op):
-    """The L1 branch shared with ``smooth_l1_loss(beta=0)``."""
+def _l1_branch(input, target, weight, reduction, op, dtypes):
+    """The L1 branch shared with ``smooth_l1_loss(beta=0)``; ``dtypes`` are the arguments'
+    own, before promotion (torch's subtraction refuses a bool among them)."""
     if weight is not None:
+        if torch.bool in dtypes:  # the weighted branch subtracts before it checks reduction
+            _refuse_bool(op, *dtypes)
         _check_weighted_reduction(reduction)
     else:
         reduction = check_reduction(reduction)
+        if torch.bool in dtypes:
+            _refuse_bool(op, *dtypes)
         if reduction == "mean" and not (input.is_floating_point() or input.is_complex()):
             raise RuntimeError(
                 f"mean(): could not infer output dtype. {op} with reduction='mean' needs "
                 f"floating-point or complex input/target, got {input.dtype}"
             )
-    return L1LossFunction.apply(input, target, weight, reduction)
+    return apply(L1LossFunction, input, target, weight, reduction)
 
 
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
@@ -337,6 +420,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     warn_size_mismatch(input, target)
     reduction = legacy_or(size_average, reduce, reduction)
     shape = input.shape
+    input, target, weight = _autocast_args("mse_loss", input, target, weight, reduction)
     input, target = broadcast_pair(input, target)
     if weight is not None:
         # torch's weighted branch is plain tensor arithmetic: any dtype pow() and mul() accept.
@@ -345,7 +429,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     else:
         reduction = check_reduction(reduction)
         _require_real_floating("mse_loss", "mse_cpu", input.dtype)
-    return MSELossFunction.apply(input, target, weight, reduction)
+    return apply(MSELossFunction, input, target, weight, reduction)
 
 
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
@@ -362,16 +446,19 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     """
     warn_size_mismatch(input, target)
     reduction = legacy_or(size_average, reduce, reduction)
+    dtypes = (input.dtype, target.dtype)
+    input, target, _ = _autocast_args("l1_loss" if beta == 0.0 else "smooth_l1_loss", input,
+                                      target, None, reduction)
     input, target = broadcast_pair(input, target)
     if beta == 0.0:
-        return _l1_branch(input, target, None, reduction, "smooth_l1_loss")
+        return _l1_branch(input, target, None, reduction, "smooth_l1_loss", dtypes)
     reduction = check_reduction(reduction)
     beta = _real_scalar("smooth_l1_loss", "beta", beta)
     if not beta >= 0:
         raise RuntimeError(f"smooth_l1_loss does not support negative values for beta: "
                            f"got beta={beta}")
     _require_real_floating("smooth_l1_loss", "smooth_l1_cpu", input.dtype)
-    return SmoothL1LossFunction.apply(input, target, None, reduction, float(beta))
+    return apply(SmoothL1LossFunction, input, target, None, reduction, float(beta))
 
 
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
@@ -387,6 +474,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
         tensor([0.1250, 4.0000])
     """
     warn_size_mismatch(input, target)
+    input, target, weight = _autocast_args("huber_loss", input, target, weight, reduction)
     shape, out_dtype = input.shape, input.dtype
     input, target = broadcast_pair(input, target)
     if weight is not None:
@@ -406,4 +494,4 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
         )
     if weight is not None:
         _check_weighted_reduction(reduction)
-    return HuberLossFunction.apply(input, target, weight, reduction, float(delta), out_dtype)
+    return apply(HuberLossFunction, input, target, weight, reduction, float(delta), out_dtype)

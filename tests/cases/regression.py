@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 
 from strategies import LEGACY, REDUCTIONS, broadcastable, grid, shapes
 
-from . import Case, Extreme, Rejection
+from . import ALL_CAPABILITIES, Case, Extreme, Rejection
+
+# second derivatives, torch.func, autocast and half precision: all converted (issue 16)
+CAPABILITIES = ALL_CAPABILITIES
 
 F64 = torch.float64
 

@@ -8,7 +8,10 @@ from hypothesis import strategies as st
 
 from strategies import LEGACY, REDUCTIONS, grid
 
-from . import Case, Extreme, Rejection
+from . import ALL_CAPABILITIES, Case, Extreme, Rejection
+
+# second derivatives, torch.func, autocast and half precision: all converted (issue 16)
+CAPABILITIES = ALL_CAPABILITIES
 
 INF = math.inf
 
@@ -312,4 +315,16 @@ EXTREMES = [
     Extreme("softmax", _e(torch.tensor([[INF, 0.0, 1.0]])), "softmax-pos-inf-is-nan",
             options=dict(dim=1)),
     Extreme("softmax", _e(torch.empty(3, 0)), "softmax-empty-dim", options=dict(dim=1)),
+    # float16 and bfloat16 sum in float32, as torch's kernels do: 70,000 ones pass 65504
+    Extreme("softmax", _e(torch.zeros(70_000, dtype=torch.float16)), "float16-70000-equal-logits",
+            options=dict(dim=0), rtol=0, atol=0),
+    Extreme("softmax", _e(torch.zeros(2, 70_000, dtype=torch.bfloat16)),
+            "bfloat16-70000-equal-logits", options=dict(dim=1), rtol=0, atol=0),
+    # float32 logits, bfloat16 probabilities: the target's row sum is formed in float32
+    Extreme("cross_entropy",
+            _e(torch.randn(6, 50, generator=torch.Generator().manual_seed(4)) * 3,
+               torch.softmax(torch.randn(6, 50, generator=torch.Generator().manual_seed(5)), 1)
+               .to(torch.bfloat16)),
+            "float32-logits-bfloat16-probabilities", options=dict(label_smoothing=0.1),
+            grad=(0, 1)),
 ]
