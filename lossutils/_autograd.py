@@ -25,6 +25,7 @@ import functools
 
 import torch
 from torch._C import _functions
+from torch._subclasses.fake_tensor import is_fake
 from torch.autograd import Function
 
 from . import _autocast
@@ -36,11 +37,11 @@ def compiling() -> bool:
 
 
 def _functorch_wrapped(t) -> bool:
-    # The one use of a private API in lossutils' autograd code: torch.func's
-    # transforms (vmap, grad, jvp, jacrev, ...) hand a Function wrapped tensors
-    # (BatchedTensor, TensorWrapper), and torch offers no public test for them.
-    # A wrapped tensor cannot take part in the fast paths' in-place writes into
-    # fresh unwrapped buffers, nor in data-dependent checks (see _checks.values_of).
+    # Private APIs, kept to this module: torch.func's transforms (vmap, grad, jvp,
+    # jacrev, ...) hand a Function wrapped tensors (BatchedTensor, TensorWrapper), and
+    # torch offers no public test for them, nor for a FakeTensor (torch._subclasses).
+    # Neither can take part in the fast paths' in-place writes into fresh buffers and
+    # slices, nor in data-dependent checks (has_values).
     return isinstance(t, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(t)
 
 
@@ -57,17 +58,16 @@ def has_values(t) -> bool:
     ``torch.compile`` traces, nor for a tensor without data (``meta``, or a FakeTensor,
     which stands in for one while tracing or when a device is only simulated). A tensor
     wrapped by ``torch.func`` has values: :func:`unwrap` them."""
-    # torch._subclasses is private too; a FakeTensor has no public marker.
-    from torch._subclasses.fake_tensor import is_fake
-
     return not compiling() and t.device.type != "meta" and not is_fake(unwrap(t))
 
 
 def plain(*tensors) -> bool:
-    """True when ``tensors`` are ordinary eager tensors: not traced by ``torch.compile``
-    and not wrapped by a ``torch.func`` transform. Fast paths (in-place writes into
-    fresh buffers, ``out=`` into slices, loops over blocks of rows) run only then."""
-    return not compiling() and not any(_functorch_wrapped(t) for t in tensors)
+    """True when ``tensors`` are ordinary eager tensors: not traced by ``torch.compile``,
+    not wrapped by a ``torch.func`` transform, not FakeTensors. Fast paths (in-place
+    writes into fresh buffers, ``out=`` into slices, loops over blocks of rows) run only
+    then."""
+    return not compiling() and not any(
+        _functorch_wrapped(t) or (isinstance(t, torch.Tensor) and is_fake(t)) for t in tensors)
 
 
 def fast_path(*tensors) -> bool:
@@ -78,14 +78,20 @@ def fast_path(*tensors) -> bool:
 
 
 def transformable(cls: type[Function]) -> type[Function]:
-    """Class decorator: ``generate_vmap_rule = True``, and a twin ``cls.traceable`` that
-    is ``cls`` without its ``jvp`` (what ``torch.compile`` can trace; :func:`apply`)."""
+    """Class decorator: ``generate_vmap_rule = True``, and a twin of ``cls`` without its
+    ``jvp`` (what ``torch.compile`` can trace), which :func:`apply` picks while compiling."""
     cls.generate_vmap_rule = True
     twin = type(cls.__name__, (cls,), {
         "jvp": Function.jvp, "backward": cls.__dict__["backward"], "__doc__": cls.__doc__,
         "__module__": cls.__module__, "__qualname__": f"{cls.__qualname__}.traceable",
     })
-    cls.traceable = twin
+
+    def pick(*args):
+        # Dynamo traces a staticmethod of a Function and this closure, but not a class
+        # attribute or a dict lookup that names the twin: hence a function per class.
+        return (twin if compiling() else cls).apply(*args)
+
+    cls.compile_safe_apply = staticmethod(pick)
     return cls
 
 
@@ -95,7 +101,7 @@ def apply(cls: type[Function], *args):
     already, :func:`lossutils._autocast.cast`); while ``torch.compile`` traces, the twin of
     ``cls`` without ``jvp``."""
     with _autocast.disabled(*args):
-        return (cls.traceable if compiling() else cls).apply(*args)
+        return cls.compile_safe_apply(*args)
 
 
 # ---------------------------------------------------------------------------------------

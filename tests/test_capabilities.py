@@ -15,7 +15,9 @@ constant) and every option set, each check in ``CAPABILITY_CHECKS``:
   drawn (float32) and cast to the dtype: output and gradient dtypes equal
   torch's, values by the error rule below;
 - ``half:<dtype>``: every argument in float16 / bfloat16: dtypes equal torch's,
-  values by the error rule.
+  values by the error rule;
+- ``compile:<backend>``: ``torch.compile(fullgraph=True, backend=...)`` of the
+  loss: no graph break, value and gradients equal eager lossutils' and torch's.
 
 The error rule (:func:`assert_within_twice_torch`): against the float64 result
 of torch for the same (rounded) argument values, lossutils' largest error is at
@@ -49,7 +51,8 @@ F64, F32 = torch.float64, torch.float32
 
 def _checks_for(case: Case) -> list[str]:
     """The checks a case runs, from its capabilities and the dtypes it is drawn in."""
-    needs_grad = {"gradgradcheck", "second", "grad", "jacrev", "jacfwd", "hessian"}
+    needs_grad = {"gradgradcheck", "second", "grad", "jacrev", "jacfwd", "hessian",
+                  "compile:eager", "compile:aot_eager"}
     out = []
     for capability in sorted(case.capabilities):
         for check in CAPABILITY_CHECKS[capability]:
@@ -219,6 +222,26 @@ def _check_func(case, options, args, kwargs, check):
         _assert_trees_close(*result, **TOL64)
 
 
+# ------------------------------------------------------------------ torch.compile
+
+
+def _check_compile(case, options, args, kwargs, check):
+    backend = check.split(":")[1]
+    keys = _slots(case, args, kwargs)
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda *a, **k: getattr(LF, case.name)(*a, **k, **options),
+                             fullgraph=True, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got, projection = _run(compiled, args, kwargs, keys)
+        eager, _ = _run(lambda *a, **k: getattr(LF, case.name)(*a, **k, **options), args, kwargs,
+                        keys, projection)
+        want, _ = _run(lambda *a, **k: getattr(F, case.name)(*a, **k, **options), args, kwargs,
+                       keys, projection)
+    _assert_trees_close(got, eager, **TOL64)
+    _assert_trees_close(got, want, **TOL64)
+
+
 # ------------------------------------------------------------------ autocast and half precision
 
 
@@ -307,6 +330,8 @@ def test_capability_matches_torch(case: Case, options, check):
             _check_second(case, options, args, kwargs, check)
         elif check in CAPABILITY_CHECKS["func"]:
             _check_func(case, options, args, kwargs, check)
+        elif check in CAPABILITY_CHECKS["compile"]:
+            _check_compile(case, options, args, kwargs, check)
         else:
             _check_precision(case, options, args, kwargs, check)
 

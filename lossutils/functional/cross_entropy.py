@@ -70,9 +70,8 @@ def _targets(shape: torch.Size, target: Tensor, weight: Tensor | None, ignore_in
     n, _, d = _ncd_shape(shape)
     y = target.reshape(n, 1, d).long()
     valid = y != ignore_index
-    y = y.masked_fill(~valid, 0)
-    w_y = weight.reshape(-1)[y] if weight is not None else torch.ones((), dtype=dtype,
-                                                                     device=target.device)
+    y = y.masked_fill(valid.logical_not(), 0)
+    w_y = weight.take(y) if weight is not None else target.new_ones((), dtype=dtype)
     return y, valid, torch.where(valid, w_y, 0).to(dtype)
 
 

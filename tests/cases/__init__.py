@@ -11,7 +11,8 @@ differences. Rejections and extreme inputs have their own tables.
 ``tests/test_capabilities.py`` runs, for the option sets of every case whose
 ``capabilities`` name them: second derivatives (``gradgradcheck`` and double
 backward against torch), every ``torch.func`` transform, CPU autocast and
-float16/bfloat16 against torch and a float64 reference. A family turns them on
+float16/bfloat16 against torch and a float64 reference, and (``COMPILE``, for
+the records that ask) ``torch.compile(fullgraph=True)``. A family turns them on
 for all its records with a module constant ``CAPABILITIES = ALL_CAPABILITIES``;
 a family without it (not converted yet) gets none of these tests.
 
@@ -111,8 +112,12 @@ CAPABILITY_CHECKS = {
     "func": ("grad", "vmap", "jacrev", "jacfwd", "hessian"),  # torch.func against torch
     "autocast": ("autocast:bfloat16", "autocast:float16"),  # under torch.autocast("cpu")
     "half": ("half:float16", "half:bfloat16"),  # the dtypes against torch and float64
+    # torch.compile(fullgraph=True): no graph break, same values and gradients. Costly (a
+    # compilation per test): named by the records that need it, not by ALL_CAPABILITIES.
+    "compile": ("compile:eager", "compile:aot_eager"),
 }
-ALL_CAPABILITIES = frozenset(CAPABILITY_CHECKS)
+ALL_CAPABILITIES = frozenset(CAPABILITY_CHECKS) - {"compile"}
+COMPILE = ALL_CAPABILITIES | {"compile"}
 
 from . import binary, ctc, linear_cross_entropy, margin, probabilistic, regression, softmax_ce  # noqa: E402
 
