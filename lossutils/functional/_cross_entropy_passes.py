@@ -1,4 +1,5 @@
-"""The memory-lean passes of :mod:`lossutils.functional.cross_entropy`: its fast paths.
+"""The memory-lean passes of :mod:`lossutils.functional.cross_entropy` for probability
+targets (its fast paths).
 
 They run when nothing records them and the tensors are plain
 (:func:`lossutils._autograd.plain`, :func:`~lossutils._autograd.fast_path`):
@@ -6,7 +7,7 @@ forward walks the logits in blocks of rows through one scratch buffer (at most
 64 MiB) and keeps two numbers per row, the maximum :math:`m` and
 :math:`\\log\\sum_c e^{x_c - m}`; backward writes
 :math:`p = e^{(x - m) - \\log\\sum}` straight into the gradient's buffer and
-finishes the gradient there in place. Under ``create_graph=True``, a
+finishes the gradient there, block by block. Under ``create_graph=True``, a
 ``torch.func`` transform or ``torch.compile``, the Functions run their
 differentiable forms instead, which give the same numbers.
 
@@ -22,63 +23,7 @@ import torch
 from torch import Tensor
 
 from .._precision import opmath, upcast
-
-# Elements per block of rows that forward pushes through its scratch buffer.
-# With one thread, blocks that fit a core's L2 cache make each pass after the
-# first nearly free. With several threads every op is a fork and a join, and
-# on a busy machine a join waits for a descheduled thread: there, few big
-# blocks win (measured with benchmarks/cross_entropy_memory.py). 64 MiB of
-# float32 at most, small next to an N x C tensor at LLM sizes.
-BLOCK_ELEMENTS_ONE_THREAD = 1 << 18
-BLOCK_ELEMENTS = 1 << 24
-
-
-def blocks(x3: Tensor) -> list[slice]:
-    """Slices of whole rows (dim 0) of ``x3``, each about one block of elements."""
-    size = BLOCK_ELEMENTS_ONE_THREAD if torch.get_num_threads() == 1 else BLOCK_ELEMENTS
-    step = max(1, size // max(x3.shape[1] * x3.shape[2], 1))
-    return [slice(i, i + step) for i in range(0, x3.shape[0], step)]
-
-
-def class_index_stats(x: Tensor, y: Tensor, w: Tensor | None, smoothing: bool):
-    """Per row of the ``(N, C, D)`` logits: :math:`m`, :math:`\\log\\sum e^{x - m}`,
-    :math:`x_y - m` and (``smoothing``) :math:`\\sum_c w_c (x_c - m)`, each ``(N, 1, D)``
-    in :func:`opmath` of the logits' dtype."""
-    n, c, d = x.shape
-    dtype = opmath(x.dtype)
-    m, log_sum, picked = (torch.empty(n, 1, d, dtype=dtype, device=x.device) for _ in range(3))
-    dot = torch.empty(n, 1, d, dtype=dtype, device=x.device) if smoothing else None
-    scratch = None
-    for rows in blocks(x):
-        xb = x[rows]
-        if scratch is None or scratch.shape != xb.shape:
-            scratch = torch.empty(xb.shape, dtype=dtype, device=x.device)
-        m[rows] = xb.amax(1, keepdim=True)  # (amax's out= must have xb's dtype)
-        torch.sub(xb, m[rows], out=scratch)  # x - m <= 0: exp cannot overflow
-        torch.gather(scratch, 1, y[rows], out=picked[rows])
-        if dot is not None:  # sum_c w_c (x_c - m), before scratch is exponentiated
-            torch.sum(scratch if w is None else scratch * w, 1, keepdim=True, out=dot[rows])
-        torch.sum(scratch.exp_(), 1, keepdim=True, out=log_sum[rows]).log_()
-    return m, log_sum, picked, dot
-
-
-def class_index_grad(x: Tensor, m: Tensor, log_sum: Tensor, y: Tensor, r: Tensor,
-                     w_y: Tensor, w: Tensor | None, eps: float, scale: Tensor) -> Tensor:
-    """The class-index gradient ``scale * p - r w_y (1 - eps) [c = y] - r (eps / C) w``,
-    built in one fresh ``(N, C, D)`` buffer, in place.
-
-    Whole-tensor passes: on a shared machine many small multi-threaded ops cost more in
-    thread hand-offs than the cache saves. :math:`p = e^{(x - m) - \\log\\sum}`, rounded
-    as ATen rounds :math:`e^{\\text{log\\_softmax}}`."""
-    c = x.shape[1]
-    grad = torch.sub(x, m)  # the one N x C buffer (float32 for float16/bfloat16 logits)
-    grad.sub_(log_sum).exp_().mul_(scale)
-    grad.scatter_add_(1, y, r * w_y * -(1 - eps))
-    if eps and w is None:
-        grad.sub_(r * (eps / c))
-    elif eps:
-        grad.addcmul_(r, w, value=-eps / c)
-    return grad.to(x.dtype)
+from ._cross_entropy_layout import _blocks
 
 
 def block_log_p(xb: Tensor, m: Tensor, log_sum: Tensor, fill_stats: bool = False) -> Tensor:
@@ -116,7 +61,7 @@ def probability_forward(x: Tensor, t: Tensor, w: Tensor | None, eps: float, dtyp
     stat = opmath(x.dtype)
     m, log_sum = (torch.empty(n, 1, d, dtype=stat, device=x.device) for _ in range(2))
     rows_loss = torch.empty(n, 1, d, dtype=dtype, device=x.device)
-    for rows in blocks(x):
+    for rows in _blocks(x):
         log_p = block_log_p(x[rows], m[rows], log_sum[rows], fill_stats=True)
         terms = log_p * smoothed(t[rows], eps, c, dtype)  # ATen: (log p * t') * w
         terms = terms if w is None else terms * w
@@ -133,7 +78,7 @@ def probability_backward(x: Tensor, t: Tensor, w: Tensor | None, m: Tensor, log_
     grad = torch.empty(x.shape, dtype=dtype, device=x.device) if need_x else None
     grad_t = torch.empty(t.shape, dtype=t.dtype, device=x.device) if need_t else None
     grad_w = torch.zeros(c, dtype=dtype, device=x.device) if need_w else None
-    for rows in blocks(x):
+    for rows in _blocks(x):
         r_b = r[rows] if r.dim() else r
         t_b = smoothed(t[rows], eps, c, dtype)  # t', rounded to t's dtype as in torch
         wt = t_b if w is None else t_b * w  # w_c t'_c, summed in dtype (float32 for bfloat16 t)

@@ -5,7 +5,7 @@ Defined in :doc:`/chapters/03_cross_entropy` (its memory budget: :doc:`/chapters
 Every input is looked at as a 3-d tensor ``(N, C, D)``: a 1-d input ``(C,)`` is
 ``(1, C, 1)``, ``(N, C)`` is ``(N, C, 1)`` and ``(N, C, d1, ..., dk)`` is
 ``(N, C, d1 * ... * dk)``, so one code path serves torch's three input layouts;
-the class dimension is always 1.
+the class dimension is always 1 (:mod:`~lossutils.functional._cross_entropy_layout`).
 
 The cross-entropy Functions are memory-lean: in the usual forward and
 backward they never hold an ``N x C`` tensor of log-probabilities
@@ -24,8 +24,6 @@ derivative that flow through them.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 from torch.autograd import Function
@@ -34,64 +32,22 @@ from .. import _autocast, _reduction
 from .._autograd import apply, fast_path, plain, transformable
 from .._checks import require_floating
 from .._precision import opmath, rounded, upcast
-from .._reduction import reduce, reduction_grad
+from .._reduction import reduce
 from . import _cross_entropy_passes as passes
 from ._cross_entropy_checks import check_class_dim, check_class_target, check_probability_target
+from ._cross_entropy_layout import (
+    _as_ncd,
+    _blocks,
+    _class_index_reduce,
+    _class_view,
+    _ncd_shape,
+    _row_shape,
+    _rows_grad,
+    _targets,
+)
 from .softmax import log_probabilities
 
 __all__ = ["nll_loss", "cross_entropy"]
-
-
-def _as_ncd(x: Tensor) -> Tensor:
-    """``(C,)`` -> ``(1, C, 1)``; ``(N, C)`` -> ``(N, C, 1)``; ``(N, C, d...)`` -> ``(N, C, D)``."""
-    if x.dim() == 1:
-        return x.reshape(1, x.shape[0], 1)
-    return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
-
-
-def _ncd_shape(shape: torch.Size) -> tuple[int, int, int]:
-    """The ``(N, C, D)`` shape :func:`_as_ncd` gives a tensor of ``shape``."""
-    return (1, shape[0], 1) if len(shape) == 1 else (shape[0], shape[1], math.prod(shape[2:]))
-
-
-def _row_shape(input: Tensor) -> tuple:
-    """Shape of the unreduced loss: the input without its class dimension."""
-    return () if input.dim() == 1 else (input.shape[0], *input.shape[2:])
-
-
-def _class_view(weight: Tensor | None) -> Tensor | None:
-    return None if weight is None else weight.reshape(1, -1, 1)
-
-
-def _targets(shape: torch.Size, target: Tensor, weight: Tensor | None, ignore_index: int,
-             dtype: torch.dtype):
-    """Per position: the class (0 where ignored) as ``(N, 1, D)``, the mask of counted
-    positions and their weights :math:`w_{y_n}` (0 where ignored, in ``dtype``)."""
-    n, _, d = _ncd_shape(shape)
-    y = target.reshape(n, 1, d).long()
-    valid = y != ignore_index
-    y = y.masked_fill(valid.logical_not(), 0)
-    w_y = weight.take(y) if weight is not None else target.new_ones((), dtype=dtype)
-    return y, valid, torch.where(valid, w_y, 0).to(dtype)
-
-
-def _rows_grad(grad_output: Tensor, reduction: str, shape: tuple, total) -> Tensor:
-    """The incoming gradient per position, ``(N, 1, D)``, or a scalar (``mean``: over ``total``)."""
-    if reduction == "none":
-        grad_output = grad_output.reshape(shape[0], 1, shape[2])
-    return reduction_grad(grad_output, reduction, shape[0] * shape[2], total)
-
-
-def _class_index_reduce(nll: Tensor, smooth: Tensor | None, w_y: Tensor, reduction: str,
-                        eps: float, n_classes: int, row_shape: tuple) -> Tensor:
-    """Combine and reduce as ATen does: :math:`(1-\\varepsilon)\\,\\mathrm{nll}
-    + \\frac{\\varepsilon}{C}\\,\\mathrm{smooth}`, each term divided by
-    :math:`\\sum_n w_{y_n}` (over the counted targets) for ``mean``."""
-    total = w_y.sum() if reduction == "mean" else None
-    loss = reduce(nll, reduction, total)
-    if smooth is not None:
-        loss = (1 - eps) * loss + reduce(smooth, reduction, total) * (eps / n_classes)
-    return loss.reshape(row_shape) if reduction == "none" else loss
 
 
 @transformable
@@ -134,10 +90,10 @@ class NLLLossFunction(Function):
         y, valid, w_y = _targets(ctx.input_shape, target, upcast(weight), ctx.ignore_index,
                                  grad_output.dtype)
         r = torch.where(valid, _rows_grad(grad_output, ctx.reduction, zeros.shape, w_y.sum()), 0)
-        # -r w_y at each target, out of place where autograd records it (differentiable in r)
-        scatter = zeros.scatter_ if fast_path(grad_output) else zeros.scatter
-        grad = scatter(1, y, -(r * w_y)).reshape(ctx.input_shape).to(ctx.dtype)
-        return grad, None, None, None, None
+        # -r w_y at each target; out of place where autograd records it (differentiable in r)
+        grad = zeros.scatter_(1, y, -(r * w_y)) if fast_path(grad_output) \
+            else zeros.scatter(1, y, -(r * w_y))
+        return grad.reshape(ctx.input_shape).to(ctx.dtype), None, None, None, None
 
     @staticmethod
     def jvp(ctx, input_tangent, *_):
@@ -190,11 +146,24 @@ class CrossEntropyFunction(Function):
     def forward(input, target, weight, reduction, ignore_index, label_smoothing):
         x, w = _as_ncd(input), _class_view(upcast(weight))
         n, c, d = x.shape
-        y, valid, w_y = _targets(input.shape, target, upcast(weight), ignore_index,
-                                 opmath(input.dtype))
+        dtype = opmath(input.dtype)  # row statistics in float32 for float16/bfloat16 logits
+        y, valid, w_y = _targets(input.shape, target, upcast(weight), ignore_index, dtype)
         if plain(input, target, weight):  # blocks of rows through one scratch buffer
-            m, log_sum, picked, dot = passes.class_index_stats(x, y, w, bool(label_smoothing))
-        else:  # the same statistics in whole-tensor ops that torch.func and compile trace
+            m, log_sum, picked = (x.new_empty(n, 1, d, dtype=dtype) for _ in range(3))
+            dot = x.new_empty(n, 1, d, dtype=dtype) if label_smoothing else None
+            scratch = None
+            for rows in _blocks(x):
+                xb = x[rows]
+                if scratch is None or scratch.shape != xb.shape:
+                    scratch = xb.new_empty(xb.shape, dtype=dtype)
+                m[rows] = xb.amax(1, keepdim=True)
+                torch.sub(xb, m[rows], out=scratch)  # x - m <= 0: exp cannot overflow
+                torch.gather(scratch, 1, y[rows], out=picked[rows])
+                if dot is not None:  # sum_c w_c (x_c - m), before scratch is exponentiated
+                    torch.sum(scratch if w is None else scratch * w, 1, keepdim=True,
+                              out=dot[rows])
+                torch.sum(scratch.exp_(), 1, keepdim=True, out=log_sum[rows]).log_()
+        else:  # the same statistics in whole-tensor ops, which torch.func and compile trace
             x = upcast(x)
             m = x.amax(1, keepdim=True)
             shifted = x - m
@@ -223,19 +192,27 @@ class CrossEntropyFunction(Function):
     @staticmethod
     def backward(ctx, grad_output, _grad_m, _grad_log_sum):
         input, target, weight, m, log_sum = ctx.saved_tensors
-        x, w = _as_ncd(input), _class_view(upcast(weight))
-        grad_output = upcast(grad_output)
+        x, w, eps = _as_ncd(input), _class_view(upcast(weight)), ctx.eps
+        c, grad_output = x.shape[1], upcast(grad_output)
         y, valid, w_y = _targets(input.shape, target, upcast(weight), ctx.ignore_index,
                                  grad_output.dtype)
         # where, not a product: an all-ignored 'mean' has grad_output / 0 = inf; its gradient is 0
         r = torch.where(valid, _rows_grad(grad_output, ctx.reduction, x.shape, w_y.sum()), 0)
-        eps = ctx.eps
-        if fast_path(grad_output, input):
-            c = x.shape[1]
-            scale = r * ((1 - eps) * w_y + (eps / c) * (c if weight is None else w.sum()))
-            grad = passes.class_index_grad(x, m, log_sum, y, r, w_y, w, eps, scale)
-        else:
+        if not fast_path(grad_output, input):  # recorded, or transformed: differentiable ops
             grad = _class_index_slope(log_probabilities(upcast(x), 1), y, r, w_y, w, eps)
+            return grad.reshape(input.shape), None, None, None, None, None
+        total_w = c if weight is None else w.sum()
+        scale = r * ((1 - eps) * w_y + (eps / c) * total_w)
+        # Whole-tensor passes: on a shared machine many small multi-threaded ops cost more
+        # in thread hand-offs than the cache saves. p = e^{(x - m) - log sum}, rounded as
+        # ATen rounds e^{log_softmax}: e^{x - m} / sum is a pass shorter but not torch's digits.
+        grad = torch.sub(x, m)  # the one N x C buffer (float32 for float16/bfloat16 logits)
+        grad.sub_(log_sum).exp_().mul_(scale)
+        grad.scatter_add_(1, y, r * w_y * -(1 - eps))
+        if eps and weight is None:
+            grad.sub_(r * (eps / c))
+        elif eps:
+            grad.addcmul_(r, w, value=-eps / c)
         return grad.reshape(input.shape).to(input.dtype), None, None, None, None, None
 
     @staticmethod

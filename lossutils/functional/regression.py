@@ -10,23 +10,30 @@ Defined in :doc:`/chapters/04_loss_family`.
 
 from __future__ import annotations
 
-import numbers
+import functools
 
 import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from .. import _autocast
 from .._autograd import apply, transformable
 from .._checks import broadcast_pair, dtype_name, warn_size_mismatch
-from .._precision import HALF, rounded, upcast
+from .._precision import rounded, upcast
 from .._reduction import (
-    INVALID_MODE,
     check_reduction,
     legacy_or,
     reduce,
+    reduce_backward,
     reduction_grad,
     sum_to_shape,
+)
+from ._regression_checks import (
+    autocast_args,
+    check_weight_shape,
+    check_weighted_reduction,
+    real_scalar,
+    refuse_bool,
+    require_real_floating,
 )
 
 __all__ = ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss"]
@@ -50,16 +57,15 @@ def _weighted_reduce(loss: Tensor, weight: Tensor | None, reduction: str,
     return reduce(loss * weight, reduction, weight.sum() if mean_by_weight else None)
 
 
-def _forward(input, target, weight, reduction, loss_fn, params=(), mean_by_weight=True,
-             out_dtype=None):
-    """The loss in float32 for float16/bfloat16 arguments (torch's kernels compute
-    elementwise in float32 and its reductions accumulate there), rounded once."""
-    loss = loss_fn(upcast(input) - upcast(target), *params)
-    if out_dtype is not None and out_dtype not in HALF:  # huber: the loss has input's dtype
-        loss = loss.to(out_dtype)
-    out = _weighted_reduce(loss, upcast(weight), reduction, mean_by_weight)
-    dtypes = [out_dtype or input.dtype] + ([] if weight is None else [weight.dtype])
-    return rounded(out, *dtypes)
+def _in_opmath(forward):
+    """A ``forward`` whose float16/bfloat16 tensors are computed in float32 (torch's kernels
+    compute elementwise there and its reductions accumulate there), the loss rounded once."""
+    @functools.wraps(forward)
+    def wrapper(input, target, weight, reduction, *params):
+        out = forward(upcast(input), upcast(target), upcast(weight), reduction, *params)
+        return rounded(out, input.dtype, *([] if weight is None else [weight.dtype]))
+
+    return staticmethod(wrapper)
 
 
 def _save(ctx, inputs, output) -> None:
@@ -91,21 +97,23 @@ def _residual_backward(ctx, grad_output: Tensor, loss_fn, slope_fn, mean_by_weig
     ``input``, ``target``, ``weight``, the saved output :math:`L` and ``grad_output``.
     The slopes are piecewise smooth: their derivative is torch's almost everywhere.
     """
-    input, target, weight, output = ctx.saved_tensors
-    diff = upcast(input) - upcast(target)
+    input, target, weight, output = (upcast(t) for t in ctx.saved_tensors)  # float32 for halves
+    grad_output = upcast(grad_output)  # (autograd rounds the gradients to the inputs' dtypes)
+    diff = input - target
     slope = slope_fn(diff, *ctx.params)
-    grad_output, w = upcast(grad_output), upcast(weight)
     no_params = (None for _ in ctx.params)
-    total = w.sum() if weight is not None and mean_by_weight else None
+    if weight is None:
+        g = reduce_backward(slope, ctx.reduction, grad_output)
+        return (g, -g, None, None, *no_params)
+    total = weight.sum() if mean_by_weight else None
     scale = reduction_grad(grad_output, ctx.reduction, diff.numel(), total)
-    g = slope * scale if weight is None else slope * w * scale
+    g = slope * weight * scale
     grad_weight = None
-    if weight is not None and ctx.needs_input_grad[2]:
+    if ctx.needs_input_grad[2]:
         grad_weight = sum_to_shape(loss_fn(diff, *ctx.params) * scale, weight.shape)
         if ctx.reduction == "mean" and mean_by_weight:
-            grad_weight = grad_weight - upcast(output) * scale
-        grad_weight = grad_weight.to(weight.dtype)
-    return (g.to(input.dtype), (-g).to(target.dtype), grad_weight, None, *no_params)
+            grad_weight = grad_weight - output * scale
+    return (g, -g, grad_weight, None, *no_params)
 
 
 def _residual_jvp(ctx, tangents, loss_fn, slope_fn, mean_by_weight: bool = True):
@@ -188,9 +196,9 @@ class L1LossFunction(Function):
     ``mean`` divides by :math:`N`, or by :math:`\sum_n w_n` with weights.
     """
 
-    @staticmethod
+    @_in_opmath
     def forward(input, target, weight, reduction):
-        return _forward(input, target, weight, reduction, _l1)
+        return _weighted_reduce(_l1(input - target), weight, reduction, mean_by_weight=True)
 
     setup_context = staticmethod(_save)
 
@@ -217,9 +225,9 @@ class MSELossFunction(Function):
     gradient w.r.t. :math:`w_n` is then :math:`(d_n^2 - L) / \sum_m w_m`.
     """
 
-    @staticmethod
+    @_in_opmath
     def forward(input, target, weight, reduction):
-        return _forward(input, target, weight, reduction, _squared)
+        return _weighted_reduce(_squared(input - target), weight, reduction, mean_by_weight=True)
 
     setup_context = staticmethod(_save)
 
@@ -247,9 +255,10 @@ class SmoothL1LossFunction(Function):
     handled by :class:`L1LossFunction`, since :math:`d/\beta` is then 0/0).
     """
 
-    @staticmethod
+    @_in_opmath
     def forward(input, target, weight, reduction, beta):
-        return _forward(input, target, weight, reduction, _smooth_l1, (beta,))
+        loss = _smooth_l1(input - target, beta)
+        return _weighted_reduce(loss, weight, reduction, mean_by_weight=True)
 
     setup_context = staticmethod(_save)
 
@@ -279,10 +288,10 @@ class HuberLossFunction(Function):
     promote its output), so ``out_dtype`` is applied before weighting.
     """
 
-    @staticmethod
+    @_in_opmath
     def forward(input, target, weight, reduction, delta, out_dtype):
-        return _forward(input, target, weight, reduction, _huber, (delta,), mean_by_weight=False,
-                        out_dtype=out_dtype)
+        loss = _huber(input - target, delta).to(out_dtype)  # rounded as torch's kernel rounds it
+        return _weighted_reduce(loss, weight, reduction, mean_by_weight=False)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -296,68 +305,6 @@ class HuberLossFunction(Function):
     @staticmethod
     def jvp(ctx, *tangents):
         return _residual_jvp(ctx, tangents, _huber, _huber_slope, mean_by_weight=False)
-
-
-# ----------------------------------------------------------------------------
-# Argument checks shared by the wrappers
-# ----------------------------------------------------------------------------
-
-
-def _require_real_floating(op: str, kernel: str, dtype: torch.dtype) -> None:
-    """torch's MSE/SmoothL1/Huber kernels exist for real floating dtypes only."""
-    if not dtype.is_floating_point:
-        raise NotImplementedError(
-            f'"{kernel}" not implemented for {dtype_name(dtype)!r}: {op} needs floating-point '
-            f"input and target, and they promote to {dtype}"
-        )
-
-
-def _real_scalar(op: str, name: str, value) -> float:
-    """torch parses ``beta``/``delta`` as a C++ double: numbers and 0-dim tensors only."""
-    if isinstance(value, Tensor):
-        if value.dim() == 0 and not value.is_complex():
-            return value.item()
-    elif isinstance(value, numbers.Real):
-        return value
-    shape = f" of shape {tuple(value.shape)}" if isinstance(value, Tensor) else ""
-    raise TypeError(f"{op}(): argument '{name}' must be a real number (float), "
-                    f"got {type(value).__name__}{shape}")
-
-
-def _check_weight_shape(weight: Tensor, shape: torch.Size, op: str) -> None:
-    """torch compares ``weight`` with ``input``'s own size, before broadcasting against
-    ``target``."""
-    if weight.size() != shape:
-        raise ValueError(
-            f"Weights and input must have the same size: {op} got weight of shape "
-            f"{tuple(weight.shape)} and input of shape {tuple(shape)}."
-        )
-
-
-def _refuse_bool(op: str, input_dtype: torch.dtype, target_dtype: torch.dtype) -> None:
-    """L1 subtracts first, and torch's ``-`` refuses bool tensors (with these words)."""
-    given = f"{op} computes input - target, got input of dtype {input_dtype}, target of dtype " \
-            f"{target_dtype}"
-    if input_dtype == target_dtype:
-        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
-                           f"supported. Use the `^` or `logical_xor()` operator instead. ({given})")
-    raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If "
-                       "you are trying to invert a mask, use the `~` or `logical_not()` operator "
-                       f"instead. ({given})")
-
-
-def _autocast_args(op: str, input: Tensor, target: Tensor, weight: Tensor | None,
-                   reduction: str) -> tuple[Tensor, Tensor, Tensor | None]:
-    """The arguments as torch's autocast passes them to the op (its weighted branches are
-    compositions: ``op[weighted]`` in :data:`lossutils._autocast.COMPOSITES`)."""
-    name = op if weight is None else f"{op}[weighted]"
-    (input, target, weight), _ = _autocast.cast(name, input, target, weight, reduction=reduction)
-    return input, target, weight
-
-
-def _check_weighted_reduction(reduction: str) -> str:
-    # torch's weighted branch compares the string itself: no 'elementwise_mean' alias there.
-    return check_reduction(reduction, accept_deprecated=False, message=INVALID_MODE)
 
 
 # ----------------------------------------------------------------------------
@@ -380,10 +327,10 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     warn_size_mismatch(input, target)
     reduction = legacy_or(size_average, reduce, reduction)
     shape, dtypes = input.shape, (input.dtype, target.dtype)
-    input, target, weight = _autocast_args("l1_loss", input, target, weight, reduction)
+    input, target, weight = autocast_args("l1_loss", input, target, weight, reduction)
     input, target = broadcast_pair(input, target)
     if weight is not None:
-        _check_weight_shape(weight, shape, "l1_loss")
+        check_weight_shape(weight, shape, "l1_loss")
     return _l1_branch(input, target, weight, reduction, "l1_loss", dtypes)
 
 
@@ -392,12 +339,12 @@ def _l1_branch(input, target, weight, reduction, op, dtypes):
     own, before promotion (torch's subtraction refuses a bool among them)."""
     if weight is not None:
         if torch.bool in dtypes:  # the weighted branch subtracts before it checks reduction
-            _refuse_bool(op, *dtypes)
-        _check_weighted_reduction(reduction)
+            refuse_bool(op, *dtypes)
+        check_weighted_reduction(reduction)
     else:
         reduction = check_reduction(reduction)
         if torch.bool in dtypes:
-            _refuse_bool(op, *dtypes)
+            refuse_bool(op, *dtypes)
         if reduction == "mean" and not (input.is_floating_point() or input.is_complex()):
             raise RuntimeError(
                 f"mean(): could not infer output dtype. {op} with reduction='mean' needs "
@@ -420,15 +367,15 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     warn_size_mismatch(input, target)
     reduction = legacy_or(size_average, reduce, reduction)
     shape = input.shape
-    input, target, weight = _autocast_args("mse_loss", input, target, weight, reduction)
+    input, target, weight = autocast_args("mse_loss", input, target, weight, reduction)
     input, target = broadcast_pair(input, target)
     if weight is not None:
         # torch's weighted branch is plain tensor arithmetic: any dtype pow() and mul() accept.
-        _check_weight_shape(weight, shape, "mse_loss")
-        _check_weighted_reduction(reduction)
+        check_weight_shape(weight, shape, "mse_loss")
+        check_weighted_reduction(reduction)
     else:
         reduction = check_reduction(reduction)
-        _require_real_floating("mse_loss", "mse_cpu", input.dtype)
+        require_real_floating("mse_loss", "mse_cpu", input.dtype)
     return apply(MSELossFunction, input, target, weight, reduction)
 
 
@@ -447,17 +394,17 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     warn_size_mismatch(input, target)
     reduction = legacy_or(size_average, reduce, reduction)
     dtypes = (input.dtype, target.dtype)
-    input, target, _ = _autocast_args("l1_loss" if beta == 0.0 else "smooth_l1_loss", input,
+    input, target, _ = autocast_args("l1_loss" if beta == 0.0 else "smooth_l1_loss", input,
                                       target, None, reduction)
     input, target = broadcast_pair(input, target)
     if beta == 0.0:
         return _l1_branch(input, target, None, reduction, "smooth_l1_loss", dtypes)
     reduction = check_reduction(reduction)
-    beta = _real_scalar("smooth_l1_loss", "beta", beta)
+    beta = real_scalar("smooth_l1_loss", "beta", beta)
     if not beta >= 0:
         raise RuntimeError(f"smooth_l1_loss does not support negative values for beta: "
                            f"got beta={beta}")
-    _require_real_floating("smooth_l1_loss", "smooth_l1_cpu", input.dtype)
+    require_real_floating("smooth_l1_loss", "smooth_l1_cpu", input.dtype)
     return apply(SmoothL1LossFunction, input, target, None, reduction, float(beta))
 
 
@@ -474,18 +421,18 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
         tensor([0.1250, 4.0000])
     """
     warn_size_mismatch(input, target)
-    input, target, weight = _autocast_args("huber_loss", input, target, weight, reduction)
+    input, target, weight = autocast_args("huber_loss", input, target, weight, reduction)
     shape, out_dtype = input.shape, input.dtype
     input, target = broadcast_pair(input, target)
     if weight is not None:
-        _check_weight_shape(weight, shape, "huber_loss")
+        check_weight_shape(weight, shape, "huber_loss")
     else:
         reduction = check_reduction(reduction)
-    delta = _real_scalar("huber_loss", "delta", delta)
+    delta = real_scalar("huber_loss", "delta", delta)
     if not delta > 0:
         raise RuntimeError(f"huber_loss does not support non-positive values for delta: "
                            f"got delta={delta}")
-    _require_real_floating("huber_loss", "huber_cpu", input.dtype)
+    require_real_floating("huber_loss", "huber_cpu", input.dtype)
     if not out_dtype.is_floating_point:
         raise RuntimeError(
             f"result type {dtype_name(input.dtype)} can't be cast to the desired output type "
@@ -493,5 +440,5 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
             "must be floating-point"
         )
     if weight is not None:
-        _check_weighted_reduction(reduction)
+        check_weighted_reduction(reduction)
     return apply(HuberLossFunction, input, target, weight, reduction, float(delta), out_dtype)

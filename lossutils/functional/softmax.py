@@ -22,7 +22,7 @@ from torch.autograd import Function
 from .. import _autocast
 from .._autograd import apply, transformable
 from .._checks import dtype_name
-from .._precision import upcast
+from .._precision import opmath, upcast
 
 __all__ = ["softmax", "log_softmax"]
 
@@ -97,6 +97,13 @@ def _prepare(name: str, input: Tensor, dim, stacklevel: int, dtype) -> tuple[Ten
     return input, dim
 
 
+def _softmax_vjp(y: Tensor, g: Tensor, dim: int) -> Tensor:
+    """:math:`y (g - \\sum_j g_j y_j)` in float32 for float16/bfloat16 (the Jacobian is
+    symmetric: the same for a cotangent and a tangent)."""
+    y, g = upcast(y), upcast(g, opmath(y.dtype))
+    return y * (g - (g * y).sum(dim, keepdim=True))
+
+
 @transformable
 class SoftmaxFunction(Function):
     r"""Softmax along ``dim``.
@@ -117,10 +124,10 @@ class SoftmaxFunction(Function):
     def forward(input, dim):
         if input.numel() == 0:
             return input.clone()
-        x = upcast(input)
-        e = x - x.amax(dim, keepdim=True)  # a fresh tensor: the in-place ops below are safe
+        dtype, input = input.dtype, upcast(input)  # float16/bfloat16: computed in float32
+        e = input - input.amax(dim, keepdim=True)  # a fresh tensor: in place from here on
         e.exp_()
-        return e.div_(e.sum(dim, keepdim=True)).to(input.dtype)
+        return e.div_(e.sum(dim, keepdim=True)).to(dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -129,19 +136,14 @@ class SoftmaxFunction(Function):
         ctx.save_for_forward(output)
 
     @staticmethod
-    def _vjp(y: Tensor, g: Tensor, dim: int) -> Tensor:
-        y32, g32 = upcast(y), upcast(g, upcast(y).dtype)
-        return (y32 * (g32 - (g32 * y32).sum(dim, keepdim=True))).to(y.dtype)
-
-    @staticmethod
     def backward(ctx, grad_output):
         (y,) = ctx.saved_tensors
-        return SoftmaxFunction._vjp(y, grad_output, ctx.dim), None
+        return _softmax_vjp(y, grad_output, ctx.dim), None
 
     @staticmethod
     def jvp(ctx, input_tangent, _):
         (y,) = ctx.saved_tensors
-        return SoftmaxFunction._vjp(y, input_tangent, ctx.dim)
+        return _softmax_vjp(y, input_tangent, ctx.dim).to(y.dtype)
 
 
 @transformable
@@ -163,9 +165,9 @@ class LogSoftmaxFunction(Function):
     def forward(input, dim):
         if input.numel() == 0:
             return input.clone()
-        x = upcast(input)
-        m, log_sum = shifted_log_sum_exp(x, dim)
-        return (x - m).sub_(log_sum).to(input.dtype)
+        dtype, input = input.dtype, upcast(input)  # float16/bfloat16: computed in float32
+        m, log_sum = shifted_log_sum_exp(input, dim)
+        return (input - m).sub_(log_sum).to(dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -176,13 +178,14 @@ class LogSoftmaxFunction(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (y,) = ctx.saved_tensors
-        p, g = upcast(y).exp(), upcast(grad_output, upcast(y).dtype)
-        return (g - p * g.sum(ctx.dim, keepdim=True)).to(y.dtype), None
+        y, grad_output = upcast(y), upcast(grad_output, opmath(y.dtype))
+        # (in float32 for float16/bfloat16; autograd rounds it to the input's dtype)
+        return grad_output - y.exp() * grad_output.sum(ctx.dim, keepdim=True), None
 
     @staticmethod
     def jvp(ctx, input_tangent, _):
         (y,) = ctx.saved_tensors
-        p, t = upcast(y).exp(), upcast(input_tangent, upcast(y).dtype)
+        p, t = upcast(y).exp(), upcast(input_tangent, opmath(y.dtype))
         return (t - (p * t).sum(ctx.dim, keepdim=True)).to(y.dtype)
 
 
