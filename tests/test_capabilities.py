@@ -336,3 +336,15 @@ def test_capability_matches_torch(case: Case, options, check):
             _check_precision(case, options, args, kwargs, check)
 
     _second_example(run)
+
+
+def test_float16_rows_past_65504_elements_stay_finite():
+    """A deliberate difference (README, Known differences): torch's CPU float16
+    log-softmax along the last dim sums in float16, and a row of 70,000 equal logits
+    gives -inf (so does cross_entropy); lossutils sums in float32, like torch's softmax."""
+    x = torch.zeros(2, 70_000, dtype=torch.float16)
+    exact = -torch.log(torch.tensor(70_000.0, dtype=F64))
+    assert torch.isinf(F.log_softmax(x, 1)).all()  # when torch fixes it, drop the README line
+    torch.testing.assert_close(LF.log_softmax(x, 1), torch.full_like(x, exact.item()))
+    y = torch.zeros(2, dtype=torch.long)
+    torch.testing.assert_close(LF.cross_entropy(x, y), (-exact).to(torch.float16))
