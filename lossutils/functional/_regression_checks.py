@@ -49,15 +49,15 @@ def check_weight_shape(weight: Tensor, shape: torch.Size, op: str) -> None:
 
 
 def refuse_bool(op: str, input_dtype: torch.dtype, target_dtype: torch.dtype) -> None:
-    """L1 subtracts first, and torch's ``-`` refuses bool tensors (with these words)."""
-    given = f"{op} computes input - target, got input of dtype {input_dtype}, target of dtype " \
-            f"{target_dtype}"
-    if input_dtype == target_dtype:
-        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
-                           f"supported. Use the `^` or `logical_xor()` operator instead. ({given})")
-    raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If "
-                       "you are trying to invert a mask, use the `~` or `logical_not()` operator "
-                       f"instead. ({given})")
+    """L1 subtracts first, and torch's ``-`` refuses a bool tensor: the refusal is
+    torch's own, raised by its subtraction of two empty tensors of these dtypes (its
+    words, and its type, which changed from RuntimeError in 2.13 to NotImplementedError
+    in 2.14), with the arguments named after it. Where torch subtracts, so does L1."""
+    try:
+        torch.empty(0, dtype=input_dtype) - torch.empty(0, dtype=target_dtype)
+    except (RuntimeError, NotImplementedError) as err:
+        raise type(err)(f"{err} ({op} computes input - target, got input of dtype "
+                        f"{input_dtype}, target of dtype {target_dtype})") from None
 
 
 def autocast_args(op: str, input: Tensor, target: Tensor, weight: Tensor | None,
