@@ -97,6 +97,8 @@ class NLLLossFunction(Function):
 
     @staticmethod
     def jvp(ctx, input_tangent, *_):
+        if input_tangent is None:  # only the input is differentiable
+            return None
         target, weight = ctx.saved_tensors
         return NLLLossFunction.forward(input_tangent, target, weight, ctx.reduction,
                                        ctx.ignore_index)
@@ -156,7 +158,10 @@ class CrossEntropyFunction(Function):
                 xb = x[rows]
                 if scratch is None or scratch.shape != xb.shape:
                     scratch = xb.new_empty(xb.shape, dtype=dtype)
-                m[rows] = xb.amax(1, keepdim=True)
+                if dtype == x.dtype:
+                    torch.amax(xb, 1, keepdim=True, out=m[rows])
+                else:  # float16/bfloat16: amax's out= must have xb's dtype
+                    m[rows] = xb.amax(1, keepdim=True)
                 torch.sub(xb, m[rows], out=scratch)  # x - m <= 0: exp cannot overflow
                 torch.gather(scratch, 1, y[rows], out=picked[rows])
                 if dot is not None:  # sum_c w_c (x_c - m), before scratch is exponentiated
@@ -217,6 +222,8 @@ class CrossEntropyFunction(Function):
 
     @staticmethod
     def jvp(ctx, input_tangent, *_):
+        if input_tangent is None:  # only the input is differentiable
+            return None, None, None
         input, target, weight = ctx.saved_tensors
         x, w = upcast(_as_ncd(input)), _class_view(upcast(weight))
         y, valid, w_y = _targets(input.shape, target, upcast(weight), ctx.ignore_index, x.dtype)
