@@ -16,7 +16,7 @@ torch.func, autocast and half precision"): ``generate_vmap_rule`` (``vmap``
 runs the Function's own forward, backward and ``jvp`` per sample) and a twin
 without the ``jvp`` staticmethod for ``torch.compile``, which cannot trace a
 custom ``jvp`` (Dynamo: "Unsupported custom jvp"). :func:`apply` picks the
-twin while compiling. Defined in :doc:`/chapters/02_autograd`.
+twin while compiling. Defined in :doc:`/chapters/02_2_function`.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def once_differentiable(backward):
     backward only when an *incoming gradient* requires grad; a scalar loss's
     ``create_graph=True`` starts from a constant 1, so torch's decorator lets a
     second derivative through that misses every term flowing through the saved
-    inputs (see :doc:`/chapters/02_autograd`). This version also guards when an
+    inputs (see :doc:`/chapters/02_2_function`). This version also guards when an
     input of the Function requires grad: a second derivative raises instead.
     """
 

@@ -7,7 +7,7 @@ the class dimension is always 1. Class-index targets become, per position, the
 class, whether it counts and its weight; the reductions and their gradients are
 taken per position; the memory-lean passes walk blocks of whole rows.
 
-Defined in :doc:`/chapters/03_cross_entropy`.
+Defined in :doc:`/chapters/03_1_backward`.
 """
 
 from __future__ import annotations

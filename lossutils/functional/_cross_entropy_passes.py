@@ -14,7 +14,7 @@ differentiable forms instead, which give the same numbers.
 float16 and bfloat16 logits keep their row statistics and scratch blocks in
 float32 (:func:`lossutils._precision.opmath`): no N x C float32 copy of the logits.
 
-Defined in :doc:`/chapters/03_cross_entropy` (its memory budget: :doc:`/chapters/07_llm_scale`).
+Defined in :doc:`/chapters/03_1_backward` (its memory budget: :doc:`/chapters/07_llm_scale`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Negative log-likelihood and cross-entropy, for class indices and class probabilities.
 
-Defined in :doc:`/chapters/03_cross_entropy` (its memory budget: :doc:`/chapters/07_llm_scale`).
+Defined in :doc:`/chapters/03_1_backward`, its options in :doc:`/chapters/03_3_in_practice`
+and its memory budget in :doc:`/chapters/07_llm_scale`.
 
 Every input is looked at as a 3-d tensor ``(N, C, D)``: a 1-d input ``(C,)`` is
 ``(1, C, 1)``, ``(N, C)`` is ``(N, C, 1)`` and ``(N, C, d1, ..., dk)`` is

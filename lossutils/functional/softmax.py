@@ -1,6 +1,7 @@
 """The softmax family: ``softmax`` and ``log_softmax``, and the row statistics they share.
 
-Defined in :doc:`/chapters/03_cross_entropy`.
+Defined in :doc:`/chapters/03_cross_entropy` (forward) and
+:doc:`/chapters/03_1_backward` (backward).
 
 Both subtract the maximum along ``dim`` before exponentiating, so no
 ``exp`` ever overflows: :math:`\\operatorname{lse}(x) = m + \\log \\sum_j e^{x_j - m}`

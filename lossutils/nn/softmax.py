@@ -1,6 +1,7 @@
 """Module classes of the softmax family: ``Softmax``, ``LogSoftmax`` and ``Softmax2d``.
 
-Defined in :doc:`/chapters/03_cross_entropy`.
+Defined in :doc:`/chapters/03_cross_entropy` (forward) and
+:doc:`/chapters/03_1_backward` (backward).
 """
 
 from __future__ import annotations
