@@ -155,13 +155,13 @@ def gradient_in_place(log_probs: Tensor, alpha: Tensor, lat: Lattice, starts: di
     the probability that an alignment is at :math:`s` at frame :math:`t`, is subtracted
     from its class. The emissions are gathered ``CHUNK`` frames at a time; once
     :math:`\beta_t` has taken its row, the row holds :math:`\log\gamma_t`, and the whole
-    chunk is exponentiated and subtracted at once."""
+    chunk is exponentiated at once, then subtracted frame by frame."""
     t_all, width = log_probs.size(0), lat.width
     grad = torch.exp(log_probs.reshape(t_all, -1))
     beta = alpha.new_full((width,), NEG_INF)
     stay, step, skip, fresh = beta[2:-2], beta[3:-1], beta[4:], beta[2:-2]
     emission, allowed = lat.emission[2:-2], lat.skip[4:]
-    rows = alpha[:, 2:-2]
+    rows, grads = alpha[:, 2:-2], grad.unbind(0)
     r, both, jump = alpha.new_empty(3, width - 4)
     for top in range(frames - 1, -1, -CHUNK):
         bottom = max(top - CHUNK + 1, 0)
@@ -174,7 +174,9 @@ def gradient_in_place(log_probs: Tensor, alpha: Tensor, lat: Lattice, starts: di
                 r.index_fill_(0, starts[t], 0.0)
             torch.add(r, em[t - bottom], out=fresh)
             torch.add(rows[t], r, out=em[t - bottom])  # log gamma_t
-        grad[bottom:top + 1].index_add_(1, emission, chunk.exp_(), alpha=-1)
+        chunk.exp_()
+        for t in range(top, bottom - 1, -1):
+            grads[t].index_add_(0, emission, em[t - bottom], alpha=-1)
     return grad.view(log_probs.shape)
 
 
