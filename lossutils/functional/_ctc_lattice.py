@@ -153,30 +153,32 @@ def gradient_in_place(log_probs: Tensor, alpha: Tensor, lat: Lattice, starts: di
     frame :math:`T_b - 1` with :math:`r = 0` at its last two positions (``starts``: frame
     -> those interior slots). :math:`\gamma_t(s) = e^{\alpha_t(s) + r_t(s) + \text{nll}}`,
     the probability that an alignment is at :math:`s` at frame :math:`t`, is subtracted
-    from its class. The emissions are gathered ``CHUNK`` frames at a time; once
-    :math:`\beta_t` has taken its row, the row holds :math:`\log\gamma_t`, and the whole
-    chunk is exponentiated at once, then subtracted frame by frame."""
+    from its class. The emissions are gathered ``CHUNK`` frames at a time, and the chunk's
+    :math:`r_t` rows kept: once the chunk is done, one ``add_`` of :math:`\alpha` and one
+    ``exp_`` make them :math:`\gamma_t`, subtracted frame by frame (a 1-D ``index_add_``)."""
     t_all, width = log_probs.size(0), lat.width
     grad = torch.exp(log_probs.reshape(t_all, -1))
     beta = alpha.new_full((width,), NEG_INF)
     stay, step, skip, fresh = beta[2:-2], beta[3:-1], beta[4:], beta[2:-2]
     emission, allowed = lat.emission[2:-2], lat.skip[4:]
     rows, grads = alpha[:, 2:-2], grad.unbind(0)
-    r, both, jump = alpha.new_empty(3, width - 4)
+    both, jump = alpha.new_empty(2, width - 4)
+    chunks = alpha.new_empty(min(CHUNK, max(frames, 1)), width - 4)
     for top in range(frames - 1, -1, -CHUNK):
         bottom = max(top - CHUNK + 1, 0)
-        chunk = emissions(log_probs, lat, slice(bottom, top + 1))[:, 2:-2]
-        em = chunk.unbind(0)
+        em = emissions(log_probs, lat, slice(bottom, top + 1))[:, 2:-2].unbind(0)
+        gamma = chunks[:top + 1 - bottom]
+        rs = gamma.unbind(0)
         for t in range(top, bottom - 1, -1):
+            r = rs[t - bottom]
             torch.logaddexp(stay, step, out=both)
             torch.logaddexp(both, torch.add(skip, allowed, out=jump), out=r)
             if t in starts:
                 r.index_fill_(0, starts[t], 0.0)
             torch.add(r, em[t - bottom], out=fresh)
-            torch.add(rows[t], r, out=em[t - bottom])  # log gamma_t
-        chunk.exp_()
+        gamma.add_(rows[bottom:top + 1]).exp_()  # the chunk's r_t rows become gamma_t
         for t in range(top, bottom - 1, -1):
-            grads[t].index_add_(0, emission, em[t - bottom], alpha=-1)
+            grads[t].index_add_(0, emission, rs[t - bottom], alpha=-1)
     return grad.view(log_probs.shape)
 
 
