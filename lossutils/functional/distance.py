@@ -13,11 +13,13 @@ the two functions (and differ again inside ``cosine_embedding_loss``):
   ``no_grad``): the gradient is that of ``x / n`` with the clamped ``n`` in
   the division and ``dn/dx = x / ||x||`` (0 at ``x = 0``) behind it.
 
-Norms and dot products of float16 and bfloat16 vectors are accumulated in
-float32, as torch's kernels accumulate them (a float16 row of 200 values near
-300 has a squared norm of about 2e7, far past float16's 65504), and rounded
-once. Each backward is written in differentiable ops (second derivatives,
-``torch.func``); when nothing records it, it works in place.
+float16 and bfloat16 vectors are computed as torch computes them: each
+elementwise op in the arguments' dtype, each norm accumulated in float32 by
+the vector-norm kernel and rounded once (a float16 row of 200 values near 300
+has a squared norm of about 2e7, far past float16's 65504: squared and summed
+as a float16 tensor, it is ``inf``). Each backward is written in
+differentiable ops (second derivatives, ``torch.func``); when nothing records
+it, it works in place.
 
 Defined in :doc:`/chapters/04_1_margins_and_likelihoods`.
 """
@@ -33,7 +35,6 @@ from torch.autograd import Function
 from .. import _autocast
 from .._autograd import apply, fast_path, transformable
 from .._checks import broadcast_shape
-from .._precision import HALF, rounded, upcast
 from .._reduction import sum_to_shape
 
 __all__ = ["pairwise_distance", "cosine_similarity"]
@@ -90,24 +91,14 @@ def pnorm_backward(grad: Tensor, x: Tensor, p: float, norm: Tensor, dim: int) ->
 
 
 def _difference(x1: Tensor, x2: Tensor, eps: float) -> Tensor:
-    """:math:`x_1 - x_2 + \\epsilon` (broadcast), float32 for float16/bfloat16."""
-    return upcast(x1) - upcast(x2) + eps
+    """:math:`x_1 - x_2 + \\epsilon` (broadcast), as torch's ``pairwise_distance`` forms it."""
+    return x1 - x2 + eps
 
 
 def _kept(t: Tensor, like: Tensor) -> Tensor:
     """A per-row tensor (the distance, its gradient) with the reduced last dim of ``like``
     kept as size 1 (a 0-d ``like`` keeps it 0-d)."""
     return t.reshape(like.shape[:-1] + (1,)) if like.dim() else t.reshape(())
-
-
-def _norm_of(diff: Tensor, dist: Tensor, p: float) -> Tensor:
-    """The norm of ``diff`` for a backward formula: the saved output ``dist`` (a second
-    derivative then reaches the inputs through it), except where it was rounded to float16
-    or bfloat16 (recomputed in float32) and for ``p = ±inf`` (only compared with
-    :math:`|x_i|`, which needs the unrounded value, and no derivative flows through it)."""
-    if dist.dtype in HALF or math.isinf(p):
-        return pnorm(diff, p, -1)
-    return _kept(dist, diff)
 
 
 @transformable
@@ -132,8 +123,7 @@ class PairwiseDistanceFunction(Function):
         # torch reduces over the last dim of the *broadcast* result; a 0-d
         # difference "reduces" over dim -1 too, which is just abs / count.
         dist = pnorm(_difference(x1, x2, eps), p, -1)
-        return rounded(dist if keepdim or dist.dim() == 0 else dist.squeeze(-1),
-                       x1.dtype, x2.dtype)
+        return dist if keepdim or dist.dim() == 0 else dist.squeeze(-1)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -146,7 +136,7 @@ class PairwiseDistanceFunction(Function):
     def backward(ctx, grad_output):
         x1, x2, dist = ctx.saved_tensors
         diff = _difference(x1, x2, ctx.eps)
-        g, d = _kept(upcast(grad_output), diff), _norm_of(diff, dist, ctx.p)
+        g, d = _kept(grad_output, diff), _kept(dist, diff)
         if ctx.p == 2 and fast_path(grad_output, x1, x2, dist):
             # nothing records this: pnorm_backward's formula, in place in the fresh difference
             # (x / d, 0 where d = 0 and so x = 0: a 1 in the divisor instead of a mask on x)
@@ -161,10 +151,10 @@ class PairwiseDistanceFunction(Function):
     def jvp(ctx, t1, t2, *_):
         x1, x2, dist = ctx.saved_tensors
         diff = _difference(x1, x2, ctx.eps)
-        d = _norm_of(diff, dist, ctx.p)
-        tangent = (0 if t1 is None else upcast(t1)) - (0 if t2 is None else upcast(t2))
+        d = _kept(dist, diff)
+        tangent = (0 if t1 is None else t1) - (0 if t2 is None else t2)
         slope = pnorm_backward(torch.ones_like(d), diff, ctx.p, d, -1)
-        return rounded((slope * tangent).sum(-1).reshape(dist.shape), dist.dtype)
+        return (slope * tangent).sum(-1).reshape(dist.shape)
 
 
 def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
@@ -251,9 +241,9 @@ class CosineSimilarityFunction(Function):
 
     @staticmethod
     def forward(x1, x2, dim, eps):
-        a, b = torch.broadcast_tensors(upcast(x1), upcast(x2))
-        n1, n2 = pnorm(a, 2, dim).clamp_min_(eps), pnorm(b, 2, dim).clamp_min_(eps)
-        return rounded(((a / n1) * (b / n2)).sum(dim), x1.dtype, x2.dtype)
+        x1, x2 = torch.broadcast_tensors(x1, x2)
+        n1, n2 = pnorm(x1, 2, dim).clamp_min_(eps), pnorm(x2, 2, dim).clamp_min_(eps)
+        return ((x1 / n1) * (x2 / n2)).sum(dim)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -266,24 +256,22 @@ class CosineSimilarityFunction(Function):
     def backward(ctx, grad_output):
         x1_in, x2_in = ctx.saved_tensors
         recorded = not fast_path(grad_output, x1_in, x2_in)
-        x1, x2 = torch.broadcast_tensors(upcast(x1_in), upcast(x2_in))
-        g = upcast(grad_output)
-        g = g.unsqueeze(ctx.dim) if x1.dim() else g
+        x1, x2 = torch.broadcast_tensors(x1_in, x2_in)
+        g = grad_output.unsqueeze(ctx.dim) if x1.dim() else grad_output
         g1, g2 = _cosine_grads(x1, x2, g, ctx.dim, ctx.eps, recorded)
         return sum_to_shape(g1, x1_in.shape), sum_to_shape(g2, x2_in.shape), None, None
 
     @staticmethod
     def jvp(ctx, t1, t2, *_):
         x1_in, x2_in = ctx.saved_tensors
-        x1, x2 = torch.broadcast_tensors(upcast(x1_in), upcast(x2_in))
+        x1, x2 = torch.broadcast_tensors(x1_in, x2_in)
         ones = torch.ones_like(x1.sum(ctx.dim, keepdim=True))
         g1, g2 = _cosine_grads(x1, x2, ones, ctx.dim, ctx.eps, True)
         out = torch.zeros_like(ones)
         for g, t in ((g1, t1), (g2, t2)):
             if t is not None:
-                out = out + (g * upcast(t)).sum(ctx.dim, keepdim=True)
-        dtype = torch.promote_types(x1_in.dtype, x2_in.dtype)
-        return rounded(out.sum(ctx.dim) if x1.dim() else out, dtype)
+                out = out + (g * t).sum(ctx.dim, keepdim=True)
+        return out.sum(ctx.dim) if x1.dim() else out
 
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:

@@ -13,8 +13,11 @@ from hypothesis import strategies as st
 
 from strategies import LEGACY, REDUCTIONS, grid
 
-from . import Case, Extreme
+from . import ALL_CAPABILITIES, Case, Extreme
 from ._margins import BIG, F64, A, N, rejection, squash, t64, x34
+
+# second derivatives, torch.func, autocast and half precision: all converted (issue 16)
+CAPABILITIES = ALL_CAPABILITIES
 
 
 def _triplet(draw, options):
