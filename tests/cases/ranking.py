@@ -13,8 +13,11 @@ from hypothesis import strategies as st
 
 from strategies import LEGACY, REDUCTIONS, broadcastable, grid, shapes
 
-from . import Case, Extreme
+from . import ALL_CAPABILITIES, Case, Extreme
 from ._margins import BIG, F64, rejection, squash, t64, x34, y34
+
+# second derivatives, torch.func, autocast and half precision: all converted (issue 16)
+CAPABILITIES = ALL_CAPABILITIES
 
 
 def _ranking(draw, options):
