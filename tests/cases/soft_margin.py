@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from strategies import LEGACY, REDUCTIONS, broadcastable, grid, shapes
 
-from . import Case, Extreme
+from . import ALL_CAPABILITIES, Case, Extreme
 from ._margins import rejection, t64, x34, y34
 
 
@@ -29,9 +29,16 @@ def _multilabel(draw, options, weighted=False):
     return (draw.randn(*shape, scale=2.0), target), kwargs
 
 
+# torch's soft_margin_loss_backward has a reverse-mode derivative but no forward-mode one
+NO_FORWARD_GRADIENT = {"hessian": "torch.func.hessian is forward over reverse: torch defines no "
+                                  "forward derivative of soft_margin_loss_backward"}
+
+
 CASES = [
+    # second derivatives, torch.func, autocast and half precision: converted (issue 16);
+    # the multi-label loss is not yet
     Case("soft_margin_loss", _soft_margin, grid(reduction=REDUCTIONS) + list(LEGACY),
-         module="SoftMarginLoss"),
+         module="SoftMarginLoss", capabilities=ALL_CAPABILITIES, torch_cannot=NO_FORWARD_GRADIENT),
     Case("multilabel_soft_margin_loss", _multilabel, grid(reduction=REDUCTIONS) + list(LEGACY),
          module="MultiLabelSoftMarginLoss", grad=(0, 1)),
     # d/d weight is checked functionally; the module test cannot differentiate a
