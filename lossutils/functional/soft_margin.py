@@ -15,7 +15,7 @@ from torch import Tensor
 from torch.autograd import Function
 
 from .. import _autocast
-from .._autograd import apply, fast_path, once_differentiable, transformable
+from .._autograd import apply, fast_path, once_differentiable, plain, transformable
 from .._checks import broadcast_shape, dtype_name, refuse_grad, require_floating
 from .._reduction import (
     NOT_VALID,
@@ -84,7 +84,11 @@ class SoftMarginLossFunction(Function):
     @staticmethod
     def forward(input, target, reduction):
         # torch writes into a tensor of input's dtype: (-x * y) is rounded to it first.
-        loss = (-input * target).to(input.dtype).exp_().log1p_()
+        if plain(input, target):  # as torch does: neg_out(loss, input).mul_(target)
+            loss = torch.neg(input).mul_(target)
+        else:
+            loss = (-input * target).to(input.dtype)
+        loss = loss.exp_().log1p_()
         return reduce(loss, reduction)
 
     @staticmethod
@@ -98,11 +102,12 @@ class SoftMarginLossFunction(Function):
     def _slope(input, target, scale, fast):
         """``scale`` times :math:`-y z / (1 + z)` as torch's backward forms it: ``target * z``
         into a tensor of input's dtype, times ``-scale``, divided by ``z + 1``."""
-        z = (-target * input).exp()
         dtype = input.dtype
         if fast:
+            z = torch.mul(target, input).neg_().exp_()  # -(y x) is -y x exactly
             slope = torch.mul(target, z, out=torch.empty(z.shape, dtype=dtype, device=z.device))
             return slope.mul_(-scale).div_(z.add_(1))
+        z = (-target * input).exp()
         return ((target * z).to(dtype) * -scale / (z + 1)).to(dtype)
 
     @staticmethod
@@ -134,7 +139,8 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     reduction = resolve(size_average, reduce, reduction)
     # torch writes the loss into a tensor shaped and typed like input: target
     # may broadcast *to* input, never widen it.
-    if broadcast_shape("soft_margin_loss", input=input, target=target) != input.shape:
+    if (target.shape != input.shape
+            and broadcast_shape("soft_margin_loss", input=input, target=target) != input.shape):
         raise RuntimeError(f"soft_margin_loss: target of shape {tuple(target.shape)} must "
                            f"broadcast to input's shape {tuple(input.shape)}")
     if not input.is_floating_point():
