@@ -26,7 +26,7 @@ from .. import _autocast
 from .._autograd import apply, fast_path, plain, transformable
 from .._checks import broadcast_shape, shapes_of
 from .._reduction import reduce, reduction_grad, resolve, sum_to_shape
-from .._torch_version import hinge_active
+from .._torch_version import CLAMP_BOUNDARY_PASSES_GRADIENT, hinge_active
 
 __all__ = ["margin_ranking_loss", "hinge_embedding_loss", "cosine_embedding_loss"]
 
@@ -81,6 +81,9 @@ class MarginRankingLossFunction(Function):
     def backward(ctx, grad_output):
         input1, input2, target = ctx.saved_tensors
         fast = fast_path(grad_output, input1, input2, target)
+        if fast and input1.shape == input2.shape == target.shape:
+            return MarginRankingLossFunction._fast_backward(ctx, grad_output, input1, input2,
+                                                            target)
         diff, neg_target = input1 - input2, -target
         hinge = neg_target * diff + ctx.margin
         # clamp_min's gradient, then the product's, each summed to its factor's shape
@@ -92,6 +95,20 @@ class MarginRankingLossFunction(Function):
         g2 = -sum_to_shape(g_diff, input2.shape) if ctx.needs_input_grad[1] else None
         g_target = -sum_to_shape(g * diff, target.shape) if ctx.needs_input_grad[2] else None
         return g1, g2, g_target, None, None
+
+    @staticmethod
+    def _fast_backward(ctx, grad_output, input1, input2, target):
+        """The backward above for equal shapes, in two buffers (and the second input's
+        gradient): each product reordered only where that is exact (:math:`-y d = -(y d)`)."""
+        needs = ctx.needs_input_grad
+        diff = input1 - input2
+        g = torch.mul(target, diff).neg_().add_(ctx.margin)
+        compare = torch.ge if CLAMP_BOUNDARY_PASSES_GRADIENT else torch.gt
+        g = compare(g, 0, out=g).mul_(reduction_grad(grad_output, ctx.reduction, g.numel()))
+        g_target = diff.mul_(g).neg_() if needs[2] else None
+        g.mul_(target)  # the second input's gradient, minus the first's
+        g1 = (torch.neg(g) if needs[1] else g.neg_()) if needs[0] else None
+        return g1, g if needs[1] else None, g_target, None, None
 
     @staticmethod
     def jvp(ctx, t1, t2, t_target, *_):
