@@ -209,9 +209,12 @@ def _cosine_grads(x1: Tensor, x2: Tensor, g: Tensor, dim: int, eps: float,
     hats = [x / c for x, c in zip((x1, x2), clamped, strict=True)]
     for k in (0, 1):
         x, n, c, x_hat, other_hat = x1 if k == 0 else x2, norms[k], clamped[k], hats[k], hats[1 - k]
-        a = other_hat * g
+        # (in place, the other's x_hat once its own term is done: x_2's, after x_1's)
+        a = other_hat.mul_(g) if k == 1 and not recorded else other_hat * g
         # through the clamped norm (torch's division backward, -a * (x_hat / c), summed) ...
-        g_norm = -(a * (x_hat / c)).sum(dim, keepdim=True)
+        through = a * (x_hat / c) if recorded else torch.div(x_hat, c).mul_(a)
+        g_norm = -through.sum(dim, keepdim=True)
+        del through
         # ... and the norm's own derivative x / n: a 1 in the divisor where n = 0 (x = 0)
         unit = x / n.masked_fill(n == 0, 1)
         grads.append(a / c + g_norm * unit if recorded else a.div_(c).add_(unit.mul_(g_norm)))
