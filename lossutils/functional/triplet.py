@@ -129,9 +129,15 @@ class TripletMarginLossFunction(Function):
         pairs = _pairs(anchor, positive, negative, swap)
         (a1, p1), (a2, n2), *swapped = ([sum_to_shape(part, x.shape) for x in pair]
                                         for part, pair in zip(parts, pairs, strict=True))
-        g_anchor, g_positive, g_negative = a1 + a2, -p1, -n2
-        for p3, n3 in swapped:
-            g_positive, g_negative = g_positive + p3, g_negative - n3
+        g_anchor = a1 + a2
+        if fast:  # the parts are fresh and a1 is spent: negate them where they are
+            g_positive, g_negative = p1.neg_(), n2.neg_()
+            for p3, n3 in swapped:
+                g_positive, g_negative = g_positive.add_(p3), g_negative.sub_(n3)
+        else:
+            g_positive, g_negative = -p1, -n2
+            for p3, n3 in swapped:
+                g_positive, g_negative = g_positive + p3, g_negative - n3
         return g_anchor, g_positive, g_negative, None, None, None, None, None
 
     @staticmethod
