@@ -190,7 +190,8 @@ class HingeEmbeddingLossFunction(Function):
     def backward(ctx, grad_output):
         input, target = ctx.saved_tensors
         fast = fast_path(grad_output, input, target)
-        shape = torch.broadcast_shapes(input.shape, target.shape)
+        shape = input.shape if input.shape == target.shape else torch.broadcast_shapes(
+            input.shape, target.shape)
         g = reduction_grad(grad_output, ctx.reduction, shape.numel()).expand(shape)
         # torch's order: each where's gradient summed to input's shape, the hinge's through
         # clamp_min and the negation, then the two added
@@ -296,7 +297,8 @@ class CosineEmbeddingLossFunction(Function):
         cos, m1, m2, rho = _cosine(input1, input2, dim)
         # the chain rule through torch's ops, in torch's order, so every dtype rounds alike:
         # each where's gradient summed to cos's shape (a broadcast target may widen it) ...
-        shape = torch.broadcast_shapes(target.shape, cos.shape)
+        shape = cos.shape if cos.shape == target.shape else torch.broadcast_shapes(
+            target.shape, cos.shape)
         g = reduction_grad(grad_output, ctx.reduction, shape.numel()).expand(shape)
         pos = sum_to_shape(torch.where(target == 1, g, 0), cos.shape)
         neg = sum_to_shape(torch.where(target == -1, g, 0), cos.shape)
@@ -351,7 +353,8 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin
                            f"found inputs with sizes {list(input1.shape)} and {list(input2.shape)} "
                            f"(cosine_embedding_loss: "
                            f"{shapes_of(input1=input1, input2=input2, target=target)})")
-    pair = broadcast_shape("cosine_embedding_loss", input1=input1, input2=input2)
+    pair = input1.shape if input1.shape == input2.shape else broadcast_shape(
+        "cosine_embedding_loss", input1=input1, input2=input2)
     # one cosine per row: the row shape must then broadcast with target's
     if pair[:-1] != target.shape:
         broadcast_shape("cosine_embedding_loss", cosines=pair[:-1], target=target)
