@@ -105,6 +105,14 @@ COMPOSITES: dict[str, dict[str, str | None | dict[str, str | None]]] = {
         # huber calls huber_loss (fp32).
         "l1_loss[weighted]": {"none": None, "sum": FP32, "mean": FP32},
         "mse_loss[weighted]": FP32, "huber_loss[weighted]": FP32,
+        # aten::pairwise_distance has no autocast kernel: it is sub, add, then aten::norm,
+        # whose CUDA wrapper (fp32_append_dtype) returns float32; the default distance of
+        # triplet_margin_with_distance_loss is that one. With a caller's distances, the
+        # hinge's arithmetic runs as given, torch.sum (fp32_set_opt_dtype) gives float32.
+        "pairwise_distance": FP32, "triplet_margin_with_distance_loss": FP32,
+        "triplet_margin_with_distance_loss[hinge]": {"none": None, "mean": None, "sum": FP32},
+        # the per-class losses are summed over the classes by torch.sum (fp32_set_opt_dtype)
+        "multilabel_soft_margin_loss": FP32,
     },
 }
 """Losses that decompose on a device (an ATen op without an autocast kernel there, or a

@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from .._autograd import once_differentiable
+from .. import _autocast
+from .._autograd import apply, fast_path, once_differentiable, plain, transformable
 from .._checks import broadcast_shape, dtype_name, refuse_grad, require_floating
 from .._reduction import (
     NOT_VALID,
@@ -30,38 +31,100 @@ from .._sigmoid import log_sigmoid, log_sigmoid_grad
 __all__ = ["soft_margin_loss", "multilabel_soft_margin_loss"]
 
 
+class _NoForwardMode(Function):
+    """The identity on ``soft_margin_loss``'s gradient: differentiable in reverse mode
+    (torch's ``soft_margin_loss_backward`` has a derivative), but with torch's refusal of
+    forward mode (it has no forward derivative, so ``torch.func.hessian`` raises)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad):
+        return grad.view_as(grad)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+    @staticmethod
+    def jvp(ctx, tangent):
+        raise NotImplementedError(
+            "Trying to use forward AD with soft_margin_loss_backward that does not support it "
+            "because it has not been implemented yet: torch has no forward-mode derivative of "
+            "soft_margin_loss's gradient (so no torch.func.hessian), and lossutils, a drop-in "
+            "for it, refuses it too")
+
+
+@transformable
 class SoftMarginLossFunction(Function):
     r"""Two-class logistic loss on targets :math:`y \in \{1, -1\}`.
 
     .. math::
         l_n = \log(1 + e^{-y_n x_n}), \qquad
-        \frac{\partial l_n}{\partial x_n} = \frac{-y_n\, e^{-y_n x_n}}{1 + e^{-y_n x_n}}
+        \frac{\partial l_n}{\partial x_n} = \frac{-y_n z_n}{1 + z_n}, \qquad
+        \frac{\partial^2 l_n}{\partial x_n^2} = \frac{y_n^2 z_n}{(1 + z_n)^2}, \qquad
+        z_n = e^{-y_n x_n}
 
     computed, like torch's kernel, literally as ``log1p(exp(-y x))``: for
     :math:`-y x` beyond ``exp``'s range the loss is ``inf`` and its gradient
     ``inf / inf = nan``, exactly where torch's are. ``mean`` divides by
-    :math:`N`, the number of elements of ``input``.
+    :math:`N`, the number of elements of ``input``. The backward is torch's
+    ``soft_margin_loss_backward`` op for op (each step rounded to ``input``'s dtype,
+    so float16 and bfloat16 round alike) in differentiable ops: autograd's derivative
+    of it is torch's double backward; :math:`\dot l_n` is the slope times :math:`\dot x_n`.
+    ``target`` takes no gradient (torch refuses one). Like torch, no forward-mode
+    derivative of the *gradient*: ``torch.func.hessian`` (forward over reverse) raises
+    ``NotImplementedError``; double backward and ``jacrev(jacrev(...))`` work.
     """
 
     @staticmethod
     def forward(input, target, reduction):
         # torch writes into a tensor of input's dtype: (-x * y) is rounded to it first.
-        loss = (-input * target).to(input.dtype).exp().log1p()
+        if plain(input, target):  # as torch does: neg_out(loss, input).mul_(target)
+            loss = torch.neg(input).mul_(target)
+        else:
+            loss = (-input * target).to(input.dtype)
+        loss = loss.exp_().log1p_()
         return reduce(loss, reduction)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         input, target, reduction = inputs
         ctx.save_for_backward(input, target)
+        ctx.save_for_forward(input, target)
         ctx.reduction = reduction
 
     @staticmethod
-    @once_differentiable
+    def _slope(input, target, scale, fast):
+        """``scale`` times :math:`-y z / (1 + z)` as torch's backward forms it: ``target * z``
+        into a tensor of input's dtype, times ``-scale``, divided by ``z + 1``."""
+        dtype = input.dtype
+        if fast:
+            z = torch.mul(target, input).neg_().exp_()  # -(y x) is -y x exactly
+            slope = torch.mul(target, z, out=torch.empty(z.shape, dtype=dtype, device=z.device))
+            return slope.mul_(-scale).div_(z.add_(1))
+        z = (-target * input).exp()
+        return ((target * z).to(dtype) * -scale / (z + 1)).to(dtype)
+
+    @staticmethod
     def backward(ctx, grad_output):
         input, target = ctx.saved_tensors
-        z = (-target * input).exp()
-        slope = (-(target * z) / (z + 1)).to(input.dtype)
-        return reduce_backward(slope, ctx.reduction, grad_output), None, None
+        fast = fast_path(grad_output, input, target)
+        scale = 1.0 / max(input.numel(), 1) if ctx.reduction == "mean" else 1.0
+        slope = SoftMarginLossFunction._slope(input, target, scale, fast)
+        if fast:
+            return slope.mul_(grad_output), None, None
+        return _NoForwardMode.apply((slope * grad_output).to(input.dtype)), None, None
+
+    @staticmethod
+    def jvp(ctx, input_tangent, *_):
+        input, target = ctx.saved_tensors
+        return reduce(SoftMarginLossFunction._slope(input, target, 1.0, False) * input_tangent,
+                      ctx.reduction)
 
 
 def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
@@ -76,7 +139,8 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     reduction = resolve(size_average, reduce, reduction)
     # torch writes the loss into a tensor shaped and typed like input: target
     # may broadcast *to* input, never widen it.
-    if broadcast_shape("soft_margin_loss", input=input, target=target) != input.shape:
+    if (target.shape != input.shape
+            and broadcast_shape("soft_margin_loss", input=input, target=target) != input.shape):
         raise RuntimeError(f"soft_margin_loss: target of shape {tuple(target.shape)} must "
                            f"broadcast to input's shape {tuple(input.shape)}")
     if not input.is_floating_point():
@@ -84,7 +148,8 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
                            f"{dtype_name(input.dtype)}: soft_margin_loss needs a floating-point "
                            f"input, got {input.dtype}")
     refuse_grad("soft_margin_loss", "target", target)
-    return SoftMarginLossFunction.apply(input, target, reduction)
+    (input, target), _ = _autocast.cast("soft_margin_loss", input, target)
+    return apply(SoftMarginLossFunction, input, target, reduction)
 
 
 class MultiLabelSoftMarginLossFunction(Function):

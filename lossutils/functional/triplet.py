@@ -1,11 +1,16 @@
 r"""The triplet losses: an anchor should be nearer its positive than its negative.
 
-Both are a composition: a distance for each pair (a Function of
-:mod:`lossutils.functional.distance`, or the caller's own for
-``triplet_margin_with_distance_loss``), then :class:`TripletMarginFunction`
-for the hinge; the chain rule joins them. The hinge is ``clamp_min(u, 0)``,
-whose gradient passes where :math:`u \ge 0`, the boundary included, as
-torch's ``clamp_min`` does.
+``triplet_margin_loss`` (and ``triplet_margin_with_distance_loss`` with its
+default distance) is one Function, :class:`TripletMarginLossFunction`: the
+distances of :mod:`lossutils.functional.distance` and the hinge on them,
+forward and backward written out together, so a step makes one autograd node
+instead of four. With a caller's distance function the loss is a composition:
+the caller's distances (autograd differentiates them), then
+:class:`TripletMarginFunction` for the hinge.
+
+The hinge is ``clamp_min(u, 0)``, whose gradient passes where :math:`u \ge 0`
+on torch 2.13 and where :math:`u > 0` from torch 2.14, as torch's
+``clamp_min`` does (:func:`lossutils._torch_version.hinge_active`).
 
 Defined in :doc:`/chapters/04_1_margins_and_likelihoods`.
 """
@@ -16,63 +21,186 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from .._autograd import once_differentiable
+from .. import _autocast
+from .._autograd import apply, fast_path, transformable
 from .._checks import broadcast_shape, shapes_of
 from .._reduction import check_reduction, reduce, reduce_backward, resolve, sum_to_shape
-from .distance import pairwise_distance
+from .._torch_version import hinge_active
+from .distance import _difference, _kept, pnorm, pnorm_backward
 
 __all__ = ["triplet_margin_loss", "triplet_margin_with_distance_loss"]
 
 
-class TripletMarginFunction(Function):
-    r"""The triplet hinge on precomputed distances :math:`d(a, p)`, :math:`d(a, n)` and,
-    with ``swap``, :math:`d(p, n)`.
+def _nearest(dist_neg: Tensor, dist_swap: Tensor | None = None) -> Tensor:
+    """The negative distance the hinge uses: :math:`d(a, n)`, or with ``swap``
+    :math:`\\min(d(a, n), d(p, n))`."""
+    return dist_neg if dist_swap is None else torch.minimum(dist_neg, dist_swap)
+
+
+def _minimum_split(g: Tensor, dist_neg: Tensor, dist_swap: Tensor) -> tuple[Tensor, Tensor]:
+    """``g`` (the gradient of :math:`\\min(d_n, d_s)`) passed to the smaller of the two,
+    half to each on a tie: torch's ``minimum`` rule."""
+    share = torch.where(dist_neg == dist_swap, g / 2, g)
+    return share.masked_fill(dist_neg > dist_swap, 0), share.masked_fill(dist_neg < dist_swap, 0)
+
+
+def _minimum_tangent(t_neg: Tensor, t_swap: Tensor, dist_neg: Tensor,
+                     dist_swap: Tensor) -> Tensor:
+    """The tangent of :math:`\\min(d_n, d_s)`: the smaller one's, their mean on a tie."""
+    return torch.where(dist_neg == dist_swap, (t_neg + t_swap) / 2,
+                       torch.where(dist_neg < dist_swap, t_neg, t_swap))
+
+
+def _pairs(anchor: Tensor, positive: Tensor, negative: Tensor, swap: bool) -> list:
+    """The pairs the loss measures: (a, p), (a, n) and, with ``swap``, (p, n)."""
+    pairs = [(anchor, positive), (anchor, negative)]
+    return pairs + [(positive, negative)] if swap else pairs
+
+
+def _geometry(anchor, positive, negative, p, eps, swap):
+    """The differences :math:`x_1 - x_2 + \\epsilon` of the pairs, their norms (last dim
+    kept) and the norms as rows."""
+    diffs = [_difference(x1, x2, eps) for x1, x2 in _pairs(anchor, positive, negative, swap)]
+    norms = [pnorm(u, p, -1) for u in diffs]
+    rows = [d.reshape(u.shape[:-1]) for d, u in zip(norms, diffs, strict=True)]
+    return diffs, norms, rows
+
+
+@transformable
+class TripletMarginLossFunction(Function):
+    r"""The triplet loss on :math:`d(x, y) = \|x - y + \epsilon\|_p`, distances and hinge
+    in one Function.
 
     .. math::
         l_i = \max(0,\; \text{margin} + d(a_i, p_i) - \tilde d_i), \qquad
         \tilde d_i = \begin{cases} \min(d(a_i, n_i), d(p_i, n_i)) & \text{swap} \\
             d(a_i, n_i) & \text{otherwise} \end{cases}
 
-    .. math::
-        \frac{\partial l_i}{\partial d(a_i, p_i)} = m_i, \qquad
-        \frac{\partial l_i}{\partial \tilde d_i} = -m_i, \qquad
-        m_i = [\text{margin} + d(a_i,p_i) - \tilde d_i \ge 0]
+    With :math:`m_i = [\text{margin} + d(a_i, p_i) - \tilde d_i \ge 0]` (:math:`> 0` from
+    torch 2.14), :math:`\tilde d` passing its gradient to the smaller distance (half to
+    each on a tie, torch's ``minimum`` rule; a tie happens exactly when :math:`a = p`)
+    and :math:`J(u) = \partial \|u\|_p / \partial u` at :math:`u = x - y + \epsilon`
+    (:func:`~lossutils.functional.distance.pnorm_backward`):
 
-    and :math:`\tilde d` passes its gradient to the smaller of the two
-    distances, *half to each on a tie* (torch's ``minimum`` rule; a tie
-    happens exactly when :math:`a = p`). The distances' own gradients are
-    their Functions' business: the triplet losses are this hinge composed
-    with a distance. ``'none'`` returns every :math:`l_i`, ``'sum'`` their
-    sum, ``'mean'`` their average over the :math:`N` triplets.
+    .. math::
+        \frac{\partial l_i}{\partial a_i} = m_i \big(J(a_i - p_i) - J(a_i - n_i)\big), \quad
+        \frac{\partial l_i}{\partial p_i} = -m_i J(a_i - p_i), \quad
+        \frac{\partial l_i}{\partial n_i} = m_i J(a_i - n_i)
+
+    without ``swap``; with it the :math:`\tilde d` share of :math:`d(p_i, n_i)` adds
+    :math:`-m_i J(p_i - n_i)` to :math:`p_i` and :math:`m_i J(p_i - n_i)` to
+    :math:`n_i`. The tangent is :math:`\dot l_i = m_i (\dot d(a_i, p_i) - \dot{\tilde d}_i)`.
+    ``'none'`` returns every :math:`l_i`, ``'sum'`` their sum, ``'mean'`` their average
+    over the :math:`N` triplets. float16/bfloat16 inputs are computed as torch computes
+    them: elementwise in their dtype, norms and means accumulated in float32.
+    """
+
+    @staticmethod
+    def forward(anchor, positive, negative, margin, p, eps, swap, reduction):
+        _, _, rows = _geometry(anchor, positive, negative, p, eps, swap)
+        return reduce((margin + rows[0] - _nearest(*rows[1:])).clamp_min_(0), reduction)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        anchor, positive, negative, margin, p, eps, swap, reduction = inputs
+        ctx.save_for_backward(anchor, positive, negative)
+        ctx.save_for_forward(anchor, positive, negative)
+        ctx.options = margin, p, eps, swap, reduction
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        anchor, positive, negative = ctx.saved_tensors
+        margin, p, eps, swap, reduction = ctx.options
+        fast = fast_path(grad_output, anchor, positive, negative)
+        diffs, norms, rows = _geometry(anchor, positive, negative, p, eps, swap)
+        active = hinge_active(margin + rows[0] - _nearest(*rows[1:]), fast)
+        g = reduce_backward(active, reduction, grad_output)
+        shares = [g, -g] if not swap else [g, *_minimum_split(-g, rows[1], rows[2])]
+        if fast and p == 2:
+            # pnorm_backward's formula in place in the fresh differences (x / d, 0 where
+            # d = 0 and so x = 0: a 1 in the divisor instead of a mask on x)
+            parts = [u.div_(d.masked_fill(d == 0, 1)).mul_(_kept(s, u))
+                     for u, d, s in zip(diffs, norms, shares, strict=True)]
+        else:
+            parts = [pnorm_backward(_kept(s, u), u, p, d, -1)
+                     for u, d, s in zip(diffs, norms, shares, strict=True)]
+        # a pair (x, y) adds J to x and -J to y, each summed over the dims x or y was
+        # broadcast along before they add up: torch's order, so half precision rounds alike
+        pairs = _pairs(anchor, positive, negative, swap)
+        (a1, p1), (a2, n2), *swapped = ([sum_to_shape(part, x.shape) for x in pair]
+                                        for part, pair in zip(parts, pairs, strict=True))
+        g_anchor = a1 + a2
+        if fast:  # the parts are fresh and a1 is spent: negate them where they are
+            g_positive, g_negative = p1.neg_(), n2.neg_()
+            for p3, n3 in swapped:
+                g_positive, g_negative = g_positive.add_(p3), g_negative.sub_(n3)
+        else:
+            g_positive, g_negative = -p1, -n2
+            for p3, n3 in swapped:
+                g_positive, g_negative = g_positive + p3, g_negative - n3
+        return g_anchor, g_positive, g_negative, None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, t_anchor, t_positive, t_negative, *_):
+        anchor, positive, negative = ctx.saved_tensors
+        margin, p, eps, swap, reduction = ctx.options
+        diffs, norms, rows = _geometry(anchor, positive, negative, p, eps, swap)
+        tangents = [(0 if t1 is None else t1) - (0 if t2 is None else t2)
+                    for t1, t2 in _pairs(t_anchor, t_positive, t_negative, swap)]
+        dots = [(pnorm_backward(torch.ones_like(d), u, p, d, -1) * t).sum(-1)
+                for u, d, t in zip(diffs, norms, tangents, strict=True)]
+        t_nearest = dots[1] if not swap else _minimum_tangent(dots[1], dots[2], rows[1], rows[2])
+        active = hinge_active(margin + rows[0] - _nearest(*rows[1:]))
+        return reduce(active * (dots[0] - t_nearest), reduction)
+
+
+@transformable
+class TripletMarginFunction(Function):
+    r"""The triplet hinge on precomputed distances :math:`d(a, p)`, :math:`d(a, n)` and,
+    with ``swap``, :math:`d(p, n)` (a caller's distance function's).
+
+    .. math::
+        l_i = \max(0,\; \text{margin} + d(a_i, p_i) - \tilde d_i), \qquad
+        \frac{\partial l_i}{\partial d(a_i, p_i)} = m_i, \qquad
+        \frac{\partial l_i}{\partial \tilde d_i} = -m_i
+
+    with :math:`\tilde d` and :math:`m_i` as in :class:`TripletMarginLossFunction`, and
+    :math:`\tilde d` passing its gradient on by torch's ``minimum`` rule. The distances'
+    own gradients are the caller's function's business (autograd's).
     """
 
     @staticmethod
     def forward(dist_pos, dist_neg, dist_swap, margin, reduction):
-        if dist_swap is not None:
-            dist_neg = torch.minimum(dist_neg, dist_swap)
-        return reduce((margin + dist_pos - dist_neg).clamp_min(0), reduction)
+        return reduce((margin + dist_pos - _nearest(dist_neg, dist_swap)).clamp_min(0), reduction)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         dist_pos, dist_neg, dist_swap, margin, reduction = inputs
         ctx.save_for_backward(dist_pos, dist_neg, dist_swap)
+        ctx.save_for_forward(dist_pos, dist_neg, dist_swap)
         ctx.margin, ctx.reduction = margin, reduction
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
-        dist_pos, dist_neg, dist_swap = ctx.saved_tensors
-        nearest = dist_neg if dist_swap is None else torch.minimum(dist_neg, dist_swap)
-        active = (ctx.margin + dist_pos - nearest >= 0).to(grad_output.dtype)
+        dp, dn, ds = ctx.saved_tensors
+        active = hinge_active(ctx.margin + dp - _nearest(dn, ds))
         g = reduce_backward(active, ctx.reduction, grad_output)
-        if dist_swap is None:
-            g_pos, g_neg = sum_to_shape(g, dist_pos.shape), sum_to_shape(-g, dist_neg.shape)
-            return g_pos, g_neg, None, None, None
-        share = torch.where(dist_neg == dist_swap, -g / 2, -g)
-        g_neg = share.masked_fill(dist_neg > dist_swap, 0)
-        g_swap = share.masked_fill(dist_neg < dist_swap, 0)
-        return (sum_to_shape(g, dist_pos.shape), sum_to_shape(g_neg, dist_neg.shape),
-                sum_to_shape(g_swap, dist_swap.shape), None, None)
+        if ds is None:
+            return sum_to_shape(g, dp.shape), sum_to_shape(-g, dn.shape), None, None, None
+        g_neg, g_swap = _minimum_split(-g, dn, ds)
+        return (sum_to_shape(g, dp.shape), sum_to_shape(g_neg, dn.shape),
+                sum_to_shape(g_swap, ds.shape), None, None)
+
+    @staticmethod
+    def jvp(ctx, t_pos, t_neg, t_swap, *_):
+        dp, dn, ds = ctx.saved_tensors
+        t_pos, t_neg = (torch.zeros_like(d) if t is None else t
+                        for d, t in ((dp, t_pos), (dn, t_neg)))
+        if ds is not None:
+            t_swap = torch.zeros_like(ds) if t_swap is None else t_swap
+            t_neg = _minimum_tangent(t_neg, t_swap, dn, ds)
+        active = hinge_active(ctx.margin + dp - _nearest(dn, ds))
+        return reduce(active * (t_pos - t_neg), ctx.reduction)
 
 
 def _same_dims(anchor: Tensor, positive: Tensor, negative: Tensor) -> None:
@@ -95,10 +223,9 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
     :math:`d(x, y) = \|x - y + \epsilon\|_p`, like
     :func:`torch.nn.functional.triplet_margin_loss`.
 
-    A composition: :class:`~lossutils.functional.distance.PairwiseDistanceFunction`
-    for each distance (its docstring has :math:`\partial d / \partial x`),
-    then :class:`TripletMarginFunction` for the hinge; the chain rule joins
-    them. With ``swap``, :math:`d(a, n)` is replaced by :math:`\min(d(a, n), d(p, n))`.
+    One Function, :class:`TripletMarginLossFunction` (its docstring has the
+    gradients). With ``swap``, :math:`d(a, n)` is replaced by
+    :math:`\min(d(a, n), d(p, n))`.
 
     Examples:
         >>> a, p, n = torch.zeros(1, 2), torch.tensor([[3.0, 4.0]]), torch.tensor([[0.0, 1.0]])
@@ -108,11 +235,13 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
     reduction = resolve(size_average, reduce, reduction)
     _positive_margin("triplet_margin_loss", margin)
     _same_dims(anchor, positive, negative)
-    broadcast_shape("triplet_margin_loss", anchor=anchor, positive=positive, negative=negative)
-    dist_pos = pairwise_distance(anchor, positive, p, eps)
-    dist_neg = pairwise_distance(anchor, negative, p, eps)
-    dist_swap = pairwise_distance(positive, negative, p, eps) if swap else None
-    return TripletMarginFunction.apply(dist_pos, dist_neg, dist_swap, margin, reduction)
+    if not anchor.shape == positive.shape == negative.shape:
+        broadcast_shape("triplet_margin_loss", anchor=anchor, positive=positive,
+                        negative=negative)
+    (anchor, positive, negative), _ = _autocast.cast("triplet_margin_loss", anchor, positive,
+                                                     negative)
+    return apply(TripletMarginLossFunction, anchor, positive, negative, margin, p, eps, swap,
+                 reduction)
 
 
 def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative: Tensor, *,
@@ -122,10 +251,11 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
     :func:`torch.nn.functional.triplet_margin_with_distance_loss`.
 
     ``distance_function(x, y)`` defaults to :func:`pairwise_distance` (``p=2``,
-    ``eps=1e-6``). Necessarily a composition: the distance is the caller's
-    (autograd differentiates it), the hinge is :class:`TripletMarginFunction`.
-    No legacy flags, and unlike the other losses ``'elementwise_mean'`` is
-    rejected, as in torch.
+    ``eps=1e-6``): then the loss is :class:`TripletMarginLossFunction`. With a
+    caller's distance it is necessarily a composition: the distance is the
+    caller's (autograd differentiates it), the hinge is
+    :class:`TripletMarginFunction`. No legacy flags, and unlike the other losses
+    ``'elementwise_mean'`` is rejected, as in torch.
 
     Examples:
         >>> l1 = lambda x, y: (x - y).abs().sum(-1)
@@ -136,8 +266,16 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
     check_reduction(reduction, accept_deprecated=False)
     _positive_margin("triplet_margin_with_distance_loss", margin)
     _same_dims(anchor, positive, negative)
-    distance = pairwise_distance if distance_function is None else distance_function
-    dist_pos = distance(anchor, positive)
-    dist_neg = distance(anchor, negative)
-    dist_swap = distance(positive, negative) if swap else None
-    return TripletMarginFunction.apply(dist_pos, dist_neg, dist_swap, margin, reduction)
+    if distance_function is None:
+        # torch's composition of pairwise_distance (p=2, eps=1e-6), minimum and clamp_min
+        (anchor, positive, negative), _ = _autocast.cast("triplet_margin_with_distance_loss",
+                                                         anchor, positive, negative)
+        return apply(TripletMarginLossFunction, anchor, positive, negative, margin, 2.0, 1e-6,
+                     swap, reduction)
+    dist_pos = distance_function(anchor, positive)
+    dist_neg = distance_function(anchor, negative)
+    dist_swap = distance_function(positive, negative) if swap else None
+    (dist_pos, dist_neg, dist_swap), _ = _autocast.cast(
+        "triplet_margin_with_distance_loss[hinge]", dist_pos, dist_neg, dist_swap,
+        reduction=reduction)
+    return apply(TripletMarginFunction, dist_pos, dist_neg, dist_swap, margin, reduction)

@@ -119,9 +119,22 @@ CAPABILITY_CHECKS = {
 ALL_CAPABILITIES = frozenset(CAPABILITY_CHECKS) - {"compile"}
 COMPILE = ALL_CAPABILITIES | {"compile"}
 
-from . import binary, ctc, linear_cross_entropy, margin, probabilistic, regression, softmax_ce  # noqa: E402
+from . import (  # noqa: E402
+    binary,
+    ctc,
+    distance,
+    linear_cross_entropy,
+    margin,
+    probabilistic,
+    ranking,
+    regression,
+    soft_margin,
+    softmax_ce,
+    triplet,
+)
 
-_FAMILIES = (softmax_ce, regression, binary, probabilistic, margin, ctc, linear_cross_entropy)
+_FAMILIES = (softmax_ce, regression, binary, probabilistic, margin, ctc, linear_cross_entropy,
+             soft_margin, ranking, triplet, distance)
 
 
 def _with_family_capabilities(case: Case, family) -> Case:
