@@ -35,7 +35,12 @@ from .._checks import require_floating
 from .._precision import opmath, rounded, upcast
 from .._reduction import reduce
 from . import _cross_entropy_passes as passes
-from ._cross_entropy_checks import check_class_dim, check_class_target, check_probability_target
+from ._cross_entropy_checks import (
+    Shapes,
+    check_class_dim,
+    check_class_target,
+    check_probability_target,
+)
 from ._cross_entropy_layout import (
     _as_ncd,
     _blocks,
@@ -409,7 +414,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     """
     reduction = _reduction.resolve(size_average, reduce, reduction)
     (input, target, weight), _ = _autocast.cast("cross_entropy_loss", input, target, weight)
-    shapes = f"input of shape {tuple(input.shape)}, target of shape {tuple(target.shape)}"
+    shapes = Shapes(input, target)
     eps = float(label_smoothing) if label_smoothing > 0.0 else 0.0  # torch: eps <= 0, nan: none
     if eps > 1.0:
         raise RuntimeError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, "
