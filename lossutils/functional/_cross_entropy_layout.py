@@ -64,9 +64,11 @@ def _targets(shape: torch.Size, target: Tensor, weight: Tensor | None, ignore_in
     n, _, d = _ncd_shape(shape)
     y = target.reshape(n, 1, d).long()
     valid = y != ignore_index
-    y = y.masked_fill(valid.logical_not(), 0)
-    w_y = weight.take(y) if weight is not None else target.new_ones((), dtype=dtype)
-    return y, valid, torch.where(valid, w_y, 0).to(dtype)
+    y = torch.where(valid, y, 0)  # class 0 where ignored: an index gather and scatter accept
+    if weight is None:
+        return y, valid, valid.to(dtype)
+    # where, not a product: an ignored position's weight is 0 even if w_0 is inf or nan
+    return y, valid, torch.where(valid, weight.take(y), 0).to(dtype)
 
 
 def _rows_grad(grad_output: Tensor, reduction: str, shape: tuple, total) -> Tensor:

@@ -32,6 +32,7 @@ from torch.autograd import Function
 from .. import _autocast, _reduction
 from .._autograd import apply, fast_path, plain, transformable
 from .._checks import require_floating
+from .._exp import exp_
 from .._precision import opmath, rounded, upcast
 from .._reduction import reduce
 from . import _cross_entropy_passes as passes
@@ -95,7 +96,8 @@ class NLLLossFunction(Function):
         zeros = grad_output.new_zeros(_ncd_shape(ctx.input_shape))
         y, valid, w_y = _targets(ctx.input_shape, target, upcast(weight), ctx.ignore_index,
                                  grad_output.dtype)
-        r = torch.where(valid, _rows_grad(grad_output, ctx.reduction, zeros.shape, w_y.sum()), 0)
+        total = w_y.sum() if ctx.reduction == "mean" else None
+        r = torch.where(valid, _rows_grad(grad_output, ctx.reduction, zeros.shape, total), 0)
         # -r w_y at each target; out of place where autograd records it (differentiable in r)
         grad = zeros.scatter_(1, y, -(r * w_y)) if fast_path(grad_output) \
             else zeros.scatter(1, y, -(r * w_y))
@@ -156,11 +158,12 @@ class CrossEntropyFunction(Function):
         n, c, d = x.shape
         dtype = opmath(input.dtype)  # row statistics in float32 for float16/bfloat16 logits
         y, valid, w_y = _targets(input.shape, target, upcast(weight), ignore_index, dtype)
-        if plain(input, target, weight):  # blocks of rows through one scratch buffer
+        blocks = _blocks(x) if plain(input, target, weight) else None
+        if blocks is not None and len(blocks) > 1:  # blocks of rows through one scratch buffer
             m, log_sum, picked = (x.new_empty(n, 1, d, dtype=dtype) for _ in range(3))
             dot = x.new_empty(n, 1, d, dtype=dtype) if label_smoothing else None
             scratch = None
-            for rows in _blocks(x):
+            for rows in blocks:
                 xb = x[rows]
                 if scratch is None or scratch.shape != xb.shape:
                     scratch = xb.new_empty(xb.shape, dtype=dtype)
@@ -173,15 +176,17 @@ class CrossEntropyFunction(Function):
                 if dot is not None:  # sum_c w_c (x_c - m), before scratch is exponentiated
                     torch.sum(scratch if w is None else scratch * w, 1, keepdim=True,
                               out=dot[rows])
-                torch.sum(scratch.exp_(), 1, keepdim=True, out=log_sum[rows]).log_()
-        else:  # the same statistics in whole-tensor ops, which torch.func and compile trace
+                torch.sum(exp_(scratch), 1, keepdim=True, out=log_sum[rows]).log_()
+        else:  # the same statistics in whole-tensor ops (what torch.func and compile trace)
             x = upcast(x)
             m = x.amax(1, keepdim=True)
             shifted = x - m
-            log_sum = shifted.exp().sum(1, keepdim=True).log()
             picked = shifted.gather(1, y)
             dot = (shifted if w is None else shifted * w).sum(1, keepdim=True) \
                 if label_smoothing else None
+            # one block of plain tensors: exponentiated in place, the buffer is ours
+            e = shifted.exp() if blocks is None else exp_(shifted)
+            log_sum = e.sum(1, keepdim=True).log()
         # -log p_y = log_sum - (x_y - m): ATen's order, so the digits survive large logits
         nll = torch.where(valid, (log_sum - picked) * w_y, 0)
         smooth = None
@@ -197,28 +202,35 @@ class CrossEntropyFunction(Function):
         input, target, weight, ctx.reduction, ctx.ignore_index, ctx.eps = inputs
         _, m, log_sum = output
         ctx.mark_non_differentiable(m, log_sum)
+        ctx.set_materialize_grads(False)  # no zero gradients made for m and log_sum
         ctx.save_for_backward(input, target, weight, m, log_sum)
         ctx.save_for_forward(input, target, weight)
 
     @staticmethod
     def backward(ctx, grad_output, _grad_m, _grad_log_sum):
+        if grad_output is None:  # the loss was not used (m and log_sum have no gradient)
+            return None, None, None, None, None, None
         input, target, weight, m, log_sum = ctx.saved_tensors
         x, w, eps = _as_ncd(input), _class_view(upcast(weight)), ctx.eps
         c, grad_output = x.shape[1], upcast(grad_output)
         y, valid, w_y = _targets(input.shape, target, upcast(weight), ctx.ignore_index,
                                  grad_output.dtype)
         # where, not a product: an all-ignored 'mean' has grad_output / 0 = inf; its gradient is 0
-        r = torch.where(valid, _rows_grad(grad_output, ctx.reduction, x.shape, w_y.sum()), 0)
+        total = w_y.sum() if ctx.reduction == "mean" else None
+        r = torch.where(valid, _rows_grad(grad_output, ctx.reduction, x.shape, total), 0)
         if not fast_path(grad_output, input):  # recorded, or transformed: differentiable ops
             grad = _class_index_slope(log_probabilities(upcast(x), 1), y, r, w_y, w, eps)
             return grad.reshape(input.shape), None, None, None, None, None
-        total_w = c if weight is None else w.sum()
-        scale = r * ((1 - eps) * w_y + (eps / c) * total_w)
+        if eps:
+            total_w = c if weight is None else w.sum()
+            scale = r * ((1 - eps) * w_y + (eps / c) * total_w)
+        else:
+            scale = r * w_y
         # Whole-tensor passes: on a shared machine many small multi-threaded ops cost more
-        # in thread hand-offs than the cache saves. p = e^{(x - m) - log sum}, rounded as
-        # ATen rounds e^{log_softmax}: e^{x - m} / sum is a pass shorter but not torch's digits.
+        # in thread hand-offs than the cache saves. p = e^{(x - m) - log sum}, formed as ATen
+        # forms e^{log_softmax}: e^{x - m} / sum is a pass shorter but not torch's digits.
         grad = torch.sub(x, m)  # the one N x C buffer (float32 for float16/bfloat16 logits)
-        grad.sub_(log_sum).exp_().mul_(scale)
+        exp_(grad.sub_(log_sum)).mul_(scale)
         grad.scatter_add_(1, y, r * w_y * -(1 - eps))
         if eps and weight is None:
             grad.sub_(r * (eps / c))
@@ -287,11 +299,14 @@ class SoftCrossEntropyFunction(Function):
         input, target, weight, ctx.reduction, ctx.eps = inputs
         _, m, log_sum = output
         ctx.mark_non_differentiable(m, log_sum)
+        ctx.set_materialize_grads(False)  # no zero gradients made for m and log_sum
         ctx.save_for_backward(input, target, weight, m, log_sum)
         ctx.save_for_forward(input, target, weight)
 
     @staticmethod
     def backward(ctx, grad_output, _grad_m, _grad_log_sum):
+        if grad_output is None:  # the loss was not used (m and log_sum have no gradient)
+            return None, None, None, None, None
         input, target, weight, m, log_sum = ctx.saved_tensors
         eps, needs = ctx.eps, ctx.needs_input_grad[:3]
         x, t, w = _as_ncd(input), _as_ncd(target), _class_view(upcast(weight))
