@@ -92,6 +92,11 @@ class NLLLossFunction(Function):
     @staticmethod
     def backward(ctx, grad_output):
         target, weight = ctx.saved_tensors
+        if weight is None and ctx.reduction != "none" and ctx.dtype in _ONE_HOT_DTYPES \
+                and fast_path(grad_output, target):
+            grad = _one_hot_grad(ctx, target, grad_output)
+            if grad is not None:
+                return grad, None, None, None, None
         grad_output = upcast(grad_output)
         zeros = grad_output.new_zeros(_ncd_shape(ctx.input_shape))
         y, valid, w_y = _targets(ctx.input_shape, target, upcast(weight), ctx.ignore_index,
@@ -110,6 +115,29 @@ class NLLLossFunction(Function):
         target, weight = ctx.saved_tensors
         return NLLLossFunction.forward(input_tangent, target, weight, ctx.reduction,
                                        ctx.ignore_index)
+
+
+_ONE_HOT_DTYPES = (torch.float32, torch.float64)
+
+
+def _one_hot_grad(ctx, target: Tensor, grad_output: Tensor) -> Tensor | None:
+    r""":class:`NLLLossFunction`'s gradient for ``'sum'`` and ``'mean'`` without weights,
+    in the gradient's buffer alone (as torch's kernel): :math:`\mathbb{1}[c = y_n]` written
+    by one comparison, the ignored class's column cleared, times :math:`-g` (``'mean'``:
+    :math:`-g / \sum_n \mathbb{1}_n`, the count summed exactly in float64). ``None`` when
+    that factor is not finite (0 times it would not be 0): the general path then."""
+    n, c, d = _ncd_shape(ctx.input_shape)
+    grad = torch.empty((n, c, d), dtype=ctx.dtype, device=grad_output.device)
+    classes = torch.arange(c, device=grad.device).view(1, c, 1)
+    torch.eq(classes, target.reshape(n, 1, d), out=grad)
+    if 0 <= ctx.ignore_index < c:  # the only ones in that column are ignored targets
+        grad.select(1, ctx.ignore_index).zero_()
+    if ctx.reduction == "mean":
+        grad_output = grad_output / grad.sum(dtype=torch.float64).to(grad.dtype)
+    scale = -grad_output
+    if not torch.isfinite(scale):
+        return None
+    return grad.mul_(scale).reshape(ctx.input_shape)
 
 
 def _class_index_slope(log_p: Tensor, y: Tensor, r: Tensor, w_y: Tensor, w: Tensor | None,
