@@ -34,8 +34,9 @@ def _weight_error(op: str, c: int, weight: Tensor, shapes: Shapes) -> RuntimeErr
 
 
 def check_class_target(op: str, input: Tensor, target: Tensor, weight: Tensor | None,
-                       ignore_index: int) -> None:
-    """ATen's ``nll_loss_nd`` checks, in its order, raising the types torch raises."""
+                       ignore_index: int) -> bool:
+    """ATen's ``nll_loss_nd`` checks, in its order, raising the types torch raises. Returns
+    whether a target may equal ``ignore_index`` (False only when its values show none does)."""
     shapes = Shapes(input, target)
     if input.dim() < 1:
         raise ValueError(f"{op}: input must have 1 or more dimensions (got 0): {shapes}")
@@ -79,12 +80,13 @@ def check_class_target(op: str, input: Tensor, target: Tensor, weight: Tensor | 
         raise RuntimeError(f"{op}: expected scalar type {dtype_name(input.dtype)} but found "
                            f"{dtype_name(weight.dtype)}: weight must have the input's dtype "
                            f"({input.dtype}), got {weight.dtype}")
-    _check_class_range(op, target, c, ignore_index, shapes)
+    return _check_class_range(op, target, c, ignore_index, shapes)
 
 
 def _check_class_range(op: str, target: Tensor, c: int, ignore_index: int,
-                       shapes: Shapes) -> None:
-    """Every counted class index lies in ``[0, C)``: a data-dependent check.
+                       shapes: Shapes) -> bool:
+    """Every counted class index lies in ``[0, C)``: a data-dependent check. Returns
+    whether a target may equal ``ignore_index`` (False only when the values show none does).
 
     Under ``torch.func`` transforms it reads the values beneath the wrappers (every
     sample of a vmap at once); while ``torch.compile`` traces, it becomes an assertion in
@@ -102,20 +104,21 @@ def _check_class_range(op: str, target: Tensor, c: int, ignore_index: int,
         words = shapes.__str__()
         torch._assert_async(out_of_range(target).any().logical_not(),
                             f"{op}: a class index is out of bounds [0, {c - 1}] ({words})")
-        return
+        return True
     if not has_values(target):
-        return
+        return True
     values = unwrap(target)
     if values.numel() == 0:
-        return
+        return True
     lo, hi = map(int, torch.aminmax(values))
+    ignored = lo <= ignore_index <= hi
     if ignore_index in (lo, hi):  # an extreme is ignored: the counted targets' extremes decide
         if lo == hi:
-            return  # every target ignored
+            return True  # every target ignored
         fill = hi if lo == ignore_index else lo  # a counted value: the counted extremes stay
         lo, hi = map(int, torch.aminmax(values.masked_fill(values == ignore_index, fill)))
     if lo >= 0 and hi < c:
-        return
+        return ignored
     bad = values[out_of_range(values)]
     raise IndexError(f"{op}: Target {int(bad[0])} is out of bounds: class indices must lie in "
                      f"[0, {c - 1}] or equal ignore_index={ignore_index} ({shapes})")

@@ -63,7 +63,8 @@ def _targets(shape: torch.Size, target: Tensor, weight: Tensor | None, ignore_in
     positions and their weights :math:`w_{y_n}` (0 where ignored, in ``dtype``)."""
     n, _, d = _ncd_shape(shape)
     y = target.reshape(n, 1, d).long()
-    valid = y != ignore_index
+    # ignore_index None: no target is ignored (every one lies in [0, C), none is -1)
+    valid = y != (-1 if ignore_index is None else ignore_index)
     y = torch.where(valid, y, 0)  # class 0 where ignored: an index gather and scatter accept
     if weight is None:
         return y, valid, valid.to(dtype)

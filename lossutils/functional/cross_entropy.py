@@ -75,6 +75,14 @@ class NLLLossFunction(Function):
 
     @staticmethod
     def forward(input, target, weight, reduction, ignore_index):
+        if ignore_index is None and weight is None and target.dtype == torch.long \
+                and input.dtype in _ONE_HOT_DTYPES and plain(input, target):
+            # nothing ignored nor weighted: -x_{n,y_n}, the same numbers without the masks
+            n, _, d = _ncd_shape(input.shape)
+            nll = _as_ncd(input).gather(1, target.reshape(n, 1, d)).neg_()
+            if reduction == "none":
+                return nll.reshape(_row_shape(input))
+            return nll.sum() if reduction == "sum" else nll.sum() / (n * d)
         dtype = opmath(input.dtype)
         y, valid, w_y = _targets(input.shape, target, upcast(weight), ignore_index, dtype)
         picked = upcast(_as_ncd(input)).gather(1, y)
@@ -121,23 +129,22 @@ _ONE_HOT_DTYPES = (torch.float32, torch.float64)
 
 
 def _one_hot_grad(ctx, target: Tensor, grad_output: Tensor) -> Tensor | None:
-    r""":class:`NLLLossFunction`'s gradient for ``'sum'`` and ``'mean'`` without weights,
-    in the gradient's buffer alone (as torch's kernel): :math:`\mathbb{1}[c = y_n]` written
-    by one comparison, the ignored class's column cleared, times :math:`-g` (``'mean'``:
-    :math:`-g / \sum_n \mathbb{1}_n`, the count summed exactly in float64). ``None`` when
-    that factor is not finite (0 times it would not be 0): the general path then."""
-    n, c, d = _ncd_shape(ctx.input_shape)
-    grad = torch.empty((n, c, d), dtype=ctx.dtype, device=grad_output.device)
-    classes = torch.arange(c, device=grad.device).view(1, c, 1)
-    torch.eq(classes, target.reshape(n, 1, d), out=grad)
-    if 0 <= ctx.ignore_index < c:  # the only ones in that column are ignored targets
-        grad.select(1, ctx.ignore_index).zero_()
-    if ctx.reduction == "mean":
-        grad_output = grad_output / grad.sum(dtype=torch.float64).to(grad.dtype)
-    scale = -grad_output
-    if not torch.isfinite(scale):
+    r""":class:`NLLLossFunction`'s gradient for ``'sum'`` and ``'mean'`` without weights
+    when no target is ignored, in the gradient's buffer alone as torch's kernel: zeros, and
+    :math:`-g` (``'mean'``: :math:`-g / N`) scattered to each target. ``None`` (the general
+    path) when a target may equal ``ignore_index`` or is not int64."""
+    if target.dtype != torch.long or target.numel() == 0:
         return None
-    return grad.mul_(scale).reshape(ctx.input_shape)
+    if ctx.ignore_index is not None:  # (None: nll_loss's checks found no target ignored)
+        low, high = target.aminmax()  # no target is ignore_index outside [low, high]
+        if low.item() <= ctx.ignore_index <= high.item():
+            return None
+    n, c, d = _ncd_shape(ctx.input_shape)
+    if ctx.reduction == "mean":
+        grad_output = grad_output / (n * d)
+    grad = torch.zeros((n, c, d), dtype=ctx.dtype, device=grad_output.device)
+    scale = (-grad_output).to(ctx.dtype).expand(n, 1, d)
+    return grad.scatter_(1, target.reshape(n, 1, d), scale).reshape(ctx.input_shape)
 
 
 def _class_index_slope(log_p: Tensor, y: Tensor, r: Tensor, w_y: Tensor, w: Tensor | None,
@@ -409,9 +416,11 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     """
     reduction = _reduction.resolve(size_average, reduce, reduction)
     (input, target, weight), _ = _autocast.cast("nll_loss", input, target, weight)
-    check_class_target("nll_loss", input, target, weight, ignore_index)
+    maybe_ignored = check_class_target("nll_loss", input, target, weight, ignore_index)
     require_floating("input", "nll_loss", input, complex_ok=False)
-    return apply(NLLLossFunction, input, target, weight, reduction, ignore_index)
+    # None tells the Function that no target is ignored (its fast paths skip the mask)
+    return apply(NLLLossFunction, input, target, weight, reduction,
+                 ignore_index if maybe_ignored else None)
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
