@@ -73,8 +73,9 @@ def residual_grad(input: Tensor, target: Tensor, grad_output: Tensor, reduction:
 
 
 def half_square_(c: Tensor) -> Tensor:
-    """:math:`0.5 c^2` as torch's kernels round it, ``(0.5 * c) * c``, in one pass (0 + ...)."""
-    return torch.addcmul(c.new_zeros(()), c, c, value=0.5)
+    """:math:`0.5 c^2` written over ``c`` (a fresh tensor), as torch's kernels round it,
+    ``(0.5 * c) * c``, in one pass (0 + ...)."""
+    return torch.addcmul(c.new_zeros(()), c, c, value=0.5, out=c)
 
 
 def smooth_l1_(d: Tensor, beta: float) -> Tensor:

@@ -128,6 +128,13 @@ class NLLLossFunction(Function):
 _ONE_HOT_DTYPES = (torch.float32, torch.float64)
 
 
+def _unmasked(ignore_index: int | None, weight: Tensor | None, eps: float,
+              target: Tensor) -> bool:
+    """Cross-entropy without masks or weights: no target ignored (``ignore_index`` None,
+    as :func:`cross_entropy` passes it when its checks show so), no weight, no smoothing."""
+    return ignore_index is None and weight is None and not eps and target.dtype == torch.long
+
+
 def _one_hot_grad(ctx, target: Tensor, grad_output: Tensor) -> Tensor | None:
     r""":class:`NLLLossFunction`'s gradient for ``'sum'`` and ``'mean'`` without weights
     when no target is ignored, in the gradient's buffer alone as torch's kernel: zeros, and
@@ -192,7 +199,10 @@ class CrossEntropyFunction(Function):
         x, w = _as_ncd(input), _class_view(upcast(weight))
         n, c, d = x.shape
         dtype = opmath(input.dtype)  # row statistics in float32 for float16/bfloat16 logits
-        y, valid, w_y = _targets(input.shape, target, upcast(weight), ignore_index, dtype)
+        if _unmasked(ignore_index, weight, label_smoothing, target):  # w_y = 1, all counted
+            y, valid, w_y = target.reshape(n, 1, d), None, None
+        else:
+            y, valid, w_y = _targets(input.shape, target, upcast(weight), ignore_index, dtype)
         blocks = _blocks(x) if plain(input, target, weight) else None
         if blocks is not None and len(blocks) > 1:  # blocks of rows through one scratch buffer
             m, log_sum, picked = (x.new_empty(n, 1, d, dtype=dtype) for _ in range(3))
@@ -223,6 +233,12 @@ class CrossEntropyFunction(Function):
             e = shifted.exp() if blocks is None else exp_(shifted)
             log_sum = e.sum(1, keepdim=True).log()
         # -log p_y = log_sum - (x_y - m): ATen's order, so the digits survive large logits
+        if valid is None:  # the same numbers without the mask and the unit weights
+            nll = log_sum - picked
+            if reduction == "none":
+                return rounded(nll.reshape(_row_shape(input)), input.dtype), m, log_sum
+            loss = nll.sum() if reduction == "sum" else nll.sum() / (n * d)
+            return rounded(loss, input.dtype), m, log_sum
         nll = torch.where(valid, (log_sum - picked) * w_y, 0)
         smooth = None
         if dot is not None:
@@ -248,6 +264,14 @@ class CrossEntropyFunction(Function):
         input, target, weight, m, log_sum = ctx.saved_tensors
         x, w, eps = _as_ncd(input), _class_view(upcast(weight)), ctx.eps
         c, grad_output = x.shape[1], upcast(grad_output)
+        if _unmasked(ctx.ignore_index, weight, eps, target) and fast_path(grad_output, input):
+            # w_y = 1 and nothing ignored: r * w_y is r, the same numbers as below
+            n, _, d = x.shape
+            r = _rows_grad(grad_output, ctx.reduction, x.shape, n * d)
+            grad = torch.sub(x, m)
+            exp_(grad.sub_(log_sum)).mul_(r)
+            grad.scatter_add_(1, target.reshape(n, 1, d), (-r).expand(n, 1, d))
+            return grad.reshape(input.shape).to(input.dtype), None, None, None, None, None
         y, valid, w_y = _targets(input.shape, target, upcast(weight), ctx.ignore_index,
                                  grad_output.dtype)
         # where, not a product: an all-ignored 'mean' has grad_output / 0 = inf; its gradient is 0
@@ -476,7 +500,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         check_class_dim(input, shapes)
         return apply(SoftCrossEntropyFunction, input, target, weight, reduction, eps)[0]
     check_class_dim(input, shapes)
-    check_class_target("cross_entropy", input, target, weight, ignore_index)
+    maybe_ignored = check_class_target("cross_entropy", input, target, weight, ignore_index)
     if eps and reduction == "none" and input.dim() == 1 and target.dim() == 1:
         # torch 2.13 cannot add its () smoothing term into the (1,)-shaped nll here
         raise RuntimeError(f"cross_entropy: label_smoothing with reduction='none' needs a 0-d "
@@ -485,4 +509,6 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     if eps and weight is not None and weight.dim() != 1:
         raise RuntimeError(f"cross_entropy: label_smoothing needs a 1-d weight of shape "
                            f"({input.shape[1]},), got weight of shape {tuple(weight.shape)}")
-    return apply(CrossEntropyFunction, input, target, weight, reduction, ignore_index, eps)[0]
+    # None tells the Function that no target is ignored (its fast paths skip the mask)
+    return apply(CrossEntropyFunction, input, target, weight, reduction,
+                 ignore_index if maybe_ignored else None, eps)[0]
