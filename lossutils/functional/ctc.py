@@ -1,6 +1,6 @@
 """Connectionist Temporal Classification: the forward-backward (alpha-beta) algorithm in log space.
 
-Defined in :doc:`/chapters/04_1_margins_and_likelihoods`.
+Defined in :doc:`/chapters/04_2_likelihoods_and_sequences`.
 
 A target :math:`l = (l_1, \\dots, l_L)` is stretched to the extended sequence
 :math:`l' = (\\varnothing, l_1, \\varnothing, l_2, \\dots, l_L, \\varnothing)` of
