@@ -8,12 +8,13 @@ transform or ``torch.compile`` the Functions run their whole-tensor forms,
 which give the same numbers.
 
 - **Forward in chunks of rows.** A reduced loss needs no elementwise loss of
-  the whole input: each chunk of rows (about :data:`CHUNK_ELEMENTS`) is
-  computed by the Function's own forward, reduced to its sum, and the chunk
-  sums are added. Only a chunk's temporaries exist at once (torch's fused
-  kernel holds none either), each chunk's passes run in the core's cache,
-  and ``torch.where``, slow on large tensors on the CPU, only meets small
-  ones. An unreduced loss is written chunk by chunk into its output.
+  the whole input: each chunk of rows (about :data:`CHUNK_ELEMENTS` with one
+  thread, :data:`CHUNK_ELEMENTS_THREADED` with several) gets the Function's
+  elementwise loss, in place on its residual (the same operations), reduced to
+  its sum, and the chunk sums are added. Only a chunk's temporaries exist at
+  once (torch's fused kernel holds none either) and with one thread each
+  chunk's passes run in the core's cache. An unreduced loss is computed in
+  place on the whole residual, its output.
 - **Backward in one buffer.** :math:`d = x - y` is formed in the gradient's
   buffer, the slope :math:`\\ell'(d)` is applied in place (the same operations
   as the Function's differentiable form, in the same order), then the
@@ -34,15 +35,19 @@ from .._reduction import reduction_grad
 # on the machines measured), and an op on a chunk is long enough that dispatching it costs
 # little next to its arithmetic (below about 2^16 elements it does not).
 CHUNK_ELEMENTS = 1 << 18
+# With several threads every op is a fork and a join, and on a busy machine a join waits for
+# a descheduled thread: there, few big chunks win (as cross-entropy's blocks).
+CHUNK_ELEMENTS_THREADED = 1 << 22
 FAST_DTYPES = (torch.float32, torch.float64)  # float16/bfloat16 compute in float32 instead
 
 
 def row_chunks(x: Tensor, buffers: int) -> list[slice]:
-    """Slices of dim 0 of ``x``: at most :data:`CHUNK_ELEMENTS` elements each, and at least
+    """Slices of dim 0 of ``x``: at most a chunk's elements each, and at least
     ``buffers`` of them (as many as there are rows allow), so that ``buffers`` chunk-sized
     temporaries never hold more elements than ``x``."""
     rows = x.shape[0]
-    count = min(rows, max(buffers, -(-x.numel() // CHUNK_ELEMENTS)))
+    size = CHUNK_ELEMENTS if torch.get_num_threads() == 1 else CHUNK_ELEMENTS_THREADED
+    count = min(rows, max(buffers, -(-x.numel() // size)))
     step = -(-rows // count)
     return [slice(i, i + step) for i in range(0, rows, step)]
 
