@@ -143,6 +143,11 @@ def policy(op: str, device_type: str, reduction: str | None = None) -> str | Non
     return POLICIES.get(device_type, {}).get(op)
 
 
+# torch.is_autocast_enabled(device_type) for every device type at once (Dynamo folds it to a
+# constant while tracing, as it does torch.is_autocast_enabled).
+_any_enabled = torch._C._is_any_autocast_enabled
+
+
 def _device_type(tensors) -> str | None:
     first = next((t for t in tensors if isinstance(t, Tensor)), None)
     return None if first is None else first.device.type
@@ -150,6 +155,8 @@ def _device_type(tensors) -> str | None:
 
 def enabled(*tensors) -> bool:
     """Whether autocast is on for the device of the first tensor among ``tensors``."""
+    if not _any_enabled():  # one call answers for every device: the usual case, autocast off
+        return False
     device_type = _device_type(tensors)
     return device_type in POLICIES and torch.is_autocast_enabled(device_type)
 

@@ -22,9 +22,12 @@ twin while compiling. Defined in :doc:`/chapters/02_2_function`.
 from __future__ import annotations
 
 import functools
+import inspect
 
 import torch
+from torch import Tensor
 from torch._C import _functions
+from torch._functorch.utils import unwrap_dead_wrappers
 from torch._subclasses.fake_tensor import is_fake
 from torch.autograd import Function
 
@@ -36,13 +39,29 @@ def compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
+# Private APIs, kept to this module: torch.func's transforms (vmap, grad, jvp, jacrev, ...)
+# hand a Function wrapped tensors (BatchedTensor, TensorWrapper), and torch offers no public
+# test for them, nor for a FakeTensor (torch._subclasses), nor a way to run a Function without
+# torch.autograd.Function.apply's per-call signature binding (below, :func:`apply`).
+_is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+_is_functional = torch._is_functional_tensor
+_transforms_active = torch._C._are_functorch_transforms_active
+_autocast_on = torch._C._is_any_autocast_enabled
+# A tensor of exactly these types, neither functorch-wrapped nor functional, is no FakeTensor:
+# the common case, answered without is_fake's walk over subclasses.
+_PLAIN_TYPES = (Tensor, torch.nn.Parameter)
+
+
 def _functorch_wrapped(t) -> bool:
-    # Private APIs, kept to this module: torch.func's transforms (vmap, grad, jvp,
-    # jacrev, ...) hand a Function wrapped tensors (BatchedTensor, TensorWrapper), and
-    # torch offers no public test for them, nor for a FakeTensor (torch._subclasses).
-    # Neither can take part in the fast paths' in-place writes into fresh buffers and
-    # slices, nor in data-dependent checks (has_values).
-    return isinstance(t, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(t)
+    # Neither a wrapped tensor nor a FakeTensor can take part in the fast paths' in-place
+    # writes into fresh buffers and slices, nor in data-dependent checks (has_values).
+    return isinstance(t, Tensor) and _is_wrapped(t)
+
+
+def _fake(t: Tensor) -> bool:
+    if type(t) in _PLAIN_TYPES and not _is_functional(t) and not _is_wrapped(t):
+        return False
+    return is_fake(t)
 
 
 def unwrap(t: torch.Tensor) -> torch.Tensor:
@@ -58,7 +77,7 @@ def has_values(t) -> bool:
     ``torch.compile`` traces, nor for a tensor without data (``meta``, or a FakeTensor,
     which stands in for one while tracing or when a device is only simulated). A tensor
     wrapped by ``torch.func`` has values: :func:`unwrap` them."""
-    return not compiling() and t.device.type != "meta" and not is_fake(unwrap(t))
+    return not compiling() and t.device.type != "meta" and not _fake(unwrap(t))
 
 
 def plain(*tensors) -> bool:
@@ -66,8 +85,12 @@ def plain(*tensors) -> bool:
     not wrapped by a ``torch.func`` transform, not FakeTensors. Fast paths (in-place
     writes into fresh buffers, ``out=`` into slices, loops over blocks of rows) run only
     then."""
-    return not compiling() and not any(
-        _functorch_wrapped(t) or (isinstance(t, torch.Tensor) and is_fake(t)) for t in tensors)
+    if compiling():
+        return False
+    for t in tensors:
+        if isinstance(t, Tensor) and (_is_wrapped(t) or _fake(t)):
+            return False
+    return True
 
 
 def fast_path(*tensors) -> bool:
@@ -75,6 +98,17 @@ def fast_path(*tensors) -> bool:
     usual ``loss.backward()``) and :func:`plain` tensors. Otherwise the backward must
     run its differentiable form."""
     return not torch.is_grad_enabled() and plain(*tensors)
+
+
+def _eager_arity(cls: type[Function]) -> int | None:
+    """How many positional arguments ``cls.forward`` takes when binding them to its
+    signature changes nothing (no defaults to fill, no keyword-only parameters): then
+    :func:`apply` may skip ``Function.apply``'s binding. ``None`` otherwise."""
+    params = inspect.signature(cls.forward).parameters.values()
+    kinds = {p.kind for p in params}
+    if kinds - {inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD}:
+        return None
+    return len(params)
 
 
 def transformable(cls: type[Function]) -> type[Function]:
@@ -92,14 +126,33 @@ def transformable(cls: type[Function]) -> type[Function]:
         return (twin if compiling() else cls).apply(*args)
 
     cls.compile_safe_apply = staticmethod(pick)
+    # torch.autograd.Function.apply binds the arguments to forward's signature on every
+    # call (inspect.signature: tens of microseconds, more than a tiny loss's arithmetic),
+    # then, with no torch.func transform active, hands them to the C++ apply of
+    # torch._C._FunctionBase. With every argument given there is nothing to bind: eager
+    # calls go straight to that C++ apply (the same one, bound to cls).
+    _EAGER[cls] = (super(Function, cls).apply, _eager_arity(cls))
     return cls
+
+
+_EAGER: dict[type, tuple] = {}
 
 
 def apply(cls: type[Function], *args):
     """``cls.apply(*args)`` with autocast off for the arguments' device, as torch runs an
     op once its autocast wrapper has cast the arguments (the public function has done that
     already, :func:`lossutils._autocast.cast`); while ``torch.compile`` traces, the twin of
-    ``cls`` without ``jvp``."""
+    ``cls`` without ``jvp``.
+
+    In plain eager mode (no autocast, no ``torch.func`` transform, not compiling) it costs
+    a dictionary lookup: the per-call work of ``Function.apply`` that changes nothing
+    then (binding the arguments to ``forward``'s signature) is skipped."""
+    if not compiling() and not _autocast_on() and not _transforms_active():
+        eager, arity = _EAGER.get(cls, (None, None))
+        if arity == len(args):
+            # what Function.apply does before the C++ apply, less the binding: a tensor
+            # wrapper left over from a finished transform is unwrapped
+            return eager(*unwrap_dead_wrappers(args))
     with _autocast.disabled(*args):
         return cls.compile_safe_apply(*args)
 

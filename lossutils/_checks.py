@@ -82,6 +82,9 @@ def broadcast_shape(op: str | None, **tensors: Tensor | torch.Size) -> torch.Siz
     """The common shape of the tensors (or shapes), or torch's ``RuntimeError``
     naming each argument's shape (prefixed with ``op`` when given)."""
     shapes = {name: torch.Size(getattr(t, "shape", t)) for name, t in tensors.items()}
+    first, *rest = shapes.values()
+    if all(shape == first for shape in rest):  # the usual case, without torch's Python rules
+        return first
     try:
         return torch.broadcast_shapes(*shapes.values())
     except RuntimeError as err:
@@ -92,6 +95,8 @@ def broadcast_shape(op: str | None, **tensors: Tensor | torch.Size) -> torch.Siz
 
 def broadcast_pair(input: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     """Broadcast and promote like torch's elementwise losses, naming the arguments on failure."""
+    if input.shape == target.shape and input.dtype == target.dtype:
+        return input, target  # nothing to broadcast or promote
     shape = broadcast_shape(None, input=input, target=target)
     dtype = torch.promote_types(input.dtype, target.dtype)
     return input.expand(shape).to(dtype), target.expand(shape).to(dtype)

@@ -14,15 +14,30 @@ from .._autograd import compiling, has_values, unwrap
 from .._checks import dtype_name, refuse_grad, require_floating
 
 
-def _weight_error(op: str, c: int, weight: Tensor, shapes: str) -> RuntimeError:
+class Shapes:
+    """``input of shape (N, C), target of shape (N,)`` for a message, worded only when one is
+    raised (formatting shapes on every call would cost more than a tiny loss's arithmetic)."""
+
+    __slots__ = ("input", "target")
+
+    def __init__(self, input: Tensor, target: Tensor):
+        self.input, self.target = input, target
+
+    def __str__(self) -> str:
+        return (f"input of shape {tuple(self.input.shape)}, "
+                f"target of shape {tuple(self.target.shape)}")
+
+
+def _weight_error(op: str, c: int, weight: Tensor, shapes: Shapes) -> RuntimeError:
     return RuntimeError(f"{op}: weight tensor should be defined either for all {c} classes or no "
                         f"classes but got weight of shape {tuple(weight.shape)} for {shapes}")
 
 
 def check_class_target(op: str, input: Tensor, target: Tensor, weight: Tensor | None,
-                       ignore_index: int) -> None:
-    """ATen's ``nll_loss_nd`` checks, in its order, raising the types torch raises."""
-    shapes = f"input of shape {tuple(input.shape)}, target of shape {tuple(target.shape)}"
+                       ignore_index: int) -> bool:
+    """ATen's ``nll_loss_nd`` checks, in its order, raising the types torch raises. Returns
+    whether a target may equal ``ignore_index`` (False only when its values show none does)."""
+    shapes = Shapes(input, target)
     if input.dim() < 1:
         raise ValueError(f"{op}: input must have 1 or more dimensions (got 0): {shapes}")
     if input.dim() != 1 and input.shape[0] != (target.shape[0] if target.dim() else 0):
@@ -65,36 +80,52 @@ def check_class_target(op: str, input: Tensor, target: Tensor, weight: Tensor | 
         raise RuntimeError(f"{op}: expected scalar type {dtype_name(input.dtype)} but found "
                            f"{dtype_name(weight.dtype)}: weight must have the input's dtype "
                            f"({input.dtype}), got {weight.dtype}")
-    _check_class_range(op, target, c, ignore_index, shapes)
+    return _check_class_range(op, target, c, ignore_index, shapes)
 
 
-def _check_class_range(op: str, target: Tensor, c: int, ignore_index: int, shapes: str) -> None:
-    """Every counted class index lies in ``[0, C)``: a data-dependent check.
+def _check_class_range(op: str, target: Tensor, c: int, ignore_index: int,
+                       shapes: Shapes) -> bool:
+    """Every counted class index lies in ``[0, C)``: a data-dependent check. Returns
+    whether a target may equal ``ignore_index`` (False only when the values show none does).
 
     Under ``torch.func`` transforms it reads the values beneath the wrappers (every
     sample of a vmap at once); while ``torch.compile`` traces, it becomes an assertion in
     the graph (``torch._assert_async``: no graph break, a ``RuntimeError`` when it runs);
-    a tensor without data (meta, fake) is not checked."""
+    a tensor without data (meta, fake) is not checked. In eager mode it costs one pass
+    over the targets (``aminmax``), and a second only when an index outside ``[0, C)``
+    might be ``ignore_index``."""
     def out_of_range(t: Tensor) -> Tensor:
         t = t.long()
         return ((t < 0) | (t >= c)) & (t != ignore_index)
 
     if compiling():
-        # torch._assert_async is the op torch.compile itself emits for such checks
+        # torch._assert_async is the op torch.compile itself emits for such checks (the
+        # shapes worded by an explicit call: Dynamo formats no object of a user class)
+        words = shapes.__str__()
         torch._assert_async(out_of_range(target).any().logical_not(),
-                            f"{op}: a class index is out of bounds [0, {c - 1}] ({shapes})")
-        return
+                            f"{op}: a class index is out of bounds [0, {c - 1}] ({words})")
+        return True
     if not has_values(target):
-        return
+        return True
     values = unwrap(target)
+    if values.numel() == 0:
+        return True
+    lo, hi = map(int, torch.aminmax(values))
+    ignored = lo <= ignore_index <= hi
+    if ignore_index in (lo, hi):  # an extreme is ignored: the counted targets' extremes decide
+        if lo == hi:
+            return True  # every target ignored
+        fill = hi if lo == ignore_index else lo  # a counted value: the counted extremes stay
+        lo, hi = map(int, torch.aminmax(values.masked_fill(values == ignore_index, fill)))
+    if lo >= 0 and hi < c:
+        return ignored
     bad = values[out_of_range(values)]
-    if bad.numel():
-        raise IndexError(f"{op}: Target {int(bad[0])} is out of bounds: class indices must lie in "
-                         f"[0, {c - 1}] or equal ignore_index={ignore_index} ({shapes})")
+    raise IndexError(f"{op}: Target {int(bad[0])} is out of bounds: class indices must lie in "
+                     f"[0, {c - 1}] or equal ignore_index={ignore_index} ({shapes})")
 
 
 def check_probability_target(input: Tensor, target: Tensor, weight: Tensor | None,
-                             ignore_index: int, shapes: str) -> None:
+                             ignore_index: int, shapes: Shapes) -> None:
     """ATen's checks for a target of the input's shape (class probabilities)."""
     if not target.is_floating_point():
         raise RuntimeError(f"cross_entropy: Expected floating point type for target with class "
@@ -109,7 +140,7 @@ def check_probability_target(input: Tensor, target: Tensor, weight: Tensor | Non
         raise _weight_error("cross_entropy", c, weight, shapes)
 
 
-def check_class_dim(input: Tensor, shapes: str) -> None:
+def check_class_dim(input: Tensor, shapes: Shapes) -> None:
     """The log-softmax over the class dimension (0 for a 1-d input, else 1) needs it to exist."""
     if input.dim() == 0:
         raise IndexError(f"cross_entropy: input has no class dimension (0-d input; expected (C), "

@@ -63,10 +63,13 @@ def _targets(shape: torch.Size, target: Tensor, weight: Tensor | None, ignore_in
     positions and their weights :math:`w_{y_n}` (0 where ignored, in ``dtype``)."""
     n, _, d = _ncd_shape(shape)
     y = target.reshape(n, 1, d).long()
-    valid = y != ignore_index
-    y = y.masked_fill(valid.logical_not(), 0)
-    w_y = weight.take(y) if weight is not None else target.new_ones((), dtype=dtype)
-    return y, valid, torch.where(valid, w_y, 0).to(dtype)
+    # ignore_index None: no target is ignored (every one lies in [0, C), none is -1)
+    valid = y != (-1 if ignore_index is None else ignore_index)
+    y = torch.where(valid, y, 0)  # class 0 where ignored: an index gather and scatter accept
+    if weight is None:
+        return y, valid, valid.to(dtype)
+    # where, not a product: an ignored position's weight is 0 even if w_0 is inf or nan
+    return y, valid, torch.where(valid, weight.take(y), 0).to(dtype)
 
 
 def _rows_grad(grad_output: Tensor, reduction: str, shape: tuple, total) -> Tensor:
@@ -88,3 +91,45 @@ def _class_index_reduce(nll: Tensor, smooth: Tensor | None, w_y: Tensor, reducti
     return loss.reshape(row_shape) if reduction == "none" else loss
 
 
+_ONE_HOT_DTYPES = (torch.float32, torch.float64)
+
+
+def _unmasked(ignore_index: int | None, weight: Tensor | None, eps: float,
+              target: Tensor) -> bool:
+    """Cross-entropy without masks or weights: no target ignored (``ignore_index`` None,
+    as :func:`cross_entropy` passes it when its checks show so), no weight, no smoothing."""
+    return ignore_index is None and weight is None and not eps and target.dtype == torch.long
+
+
+def _one_hot_grad(ctx, target: Tensor, grad_output: Tensor) -> Tensor | None:
+    r""":class:`NLLLossFunction`'s gradient for ``'sum'`` and ``'mean'`` without weights
+    when no target is ignored, in the gradient's buffer alone as torch's kernel: zeros, and
+    :math:`-g` (``'mean'``: :math:`-g / N`) scattered to each target. ``None`` (the general
+    path) when a target may equal ``ignore_index`` or is not int64."""
+    if target.dtype != torch.long or target.numel() == 0:
+        return None
+    if ctx.ignore_index is not None:  # (None: nll_loss's checks found no target ignored)
+        low, high = target.aminmax()  # no target is ignore_index outside [low, high]
+        if low.item() <= ctx.ignore_index <= high.item():
+            return None
+    n, c, d = _ncd_shape(ctx.input_shape)
+    if ctx.reduction == "mean":
+        grad_output = grad_output / (n * d)
+    grad = torch.zeros((n, c, d), dtype=ctx.dtype, device=grad_output.device)
+    scale = (-grad_output).to(ctx.dtype).expand(n, 1, d)
+    return grad.scatter_(1, target.reshape(n, 1, d), scale).reshape(ctx.input_shape)
+
+
+def _class_index_slope(log_p: Tensor, y: Tensor, r: Tensor, w_y: Tensor, w: Tensor | None,
+                       eps: float) -> Tensor:
+    r""":math:`r_n \partial l_n / \partial x_{n,c}` of :class:`CrossEntropyFunction` from
+    :math:`\log p`, in differentiable ops: :math:`r_n\big(((1-\varepsilon) w_{y_n}
+    + \frac{\varepsilon}{C} S) p_c - (1-\varepsilon) w_{y_n} \mathbb{1}[c = y_n]
+    - \frac{\varepsilon}{C} w_c\big)`, with :math:`r_n = 0` on ignored positions."""
+    c = log_p.shape[1]
+    total_w = c if w is None else w.sum()
+    scale = r * ((1 - eps) * w_y + (eps / c) * total_w)
+    grad = log_p.exp() * scale - torch.zeros_like(log_p).scatter(1, y, r * w_y * (1 - eps))
+    if eps:
+        grad = grad - r * (eps / c) * (1 if w is None else w)
+    return grad

@@ -32,19 +32,29 @@ from torch.autograd import Function
 from .. import _autocast, _reduction
 from .._autograd import apply, fast_path, plain, transformable
 from .._checks import require_floating
+from .._exp import exp_
 from .._precision import opmath, rounded, upcast
 from .._reduction import reduce
 from . import _cross_entropy_passes as passes
-from ._cross_entropy_checks import check_class_dim, check_class_target, check_probability_target
+from ._cross_entropy_checks import (
+    Shapes,
+    check_class_dim,
+    check_class_target,
+    check_probability_target,
+)
 from ._cross_entropy_layout import (
+    _ONE_HOT_DTYPES,
     _as_ncd,
     _blocks,
     _class_index_reduce,
+    _class_index_slope,
     _class_view,
     _ncd_shape,
+    _one_hot_grad,
     _row_shape,
     _rows_grad,
     _targets,
+    _unmasked,
 )
 from .softmax import log_probabilities
 
@@ -69,6 +79,14 @@ class NLLLossFunction(Function):
 
     @staticmethod
     def forward(input, target, weight, reduction, ignore_index):
+        if ignore_index is None and weight is None and target.dtype == torch.long \
+                and input.dtype in _ONE_HOT_DTYPES and plain(input, target):
+            # nothing ignored nor weighted: -x_{n,y_n}, the same numbers without the masks
+            n, _, d = _ncd_shape(input.shape)
+            nll = _as_ncd(input).gather(1, target.reshape(n, 1, d)).neg_()
+            if reduction == "none":
+                return nll.reshape(_row_shape(input))
+            return nll.sum() if reduction == "sum" else nll.sum() / (n * d)
         dtype = opmath(input.dtype)
         y, valid, w_y = _targets(input.shape, target, upcast(weight), ignore_index, dtype)
         picked = upcast(_as_ncd(input)).gather(1, y)
@@ -86,11 +104,17 @@ class NLLLossFunction(Function):
     @staticmethod
     def backward(ctx, grad_output):
         target, weight = ctx.saved_tensors
+        if weight is None and ctx.reduction != "none" and ctx.dtype in _ONE_HOT_DTYPES \
+                and fast_path(grad_output, target):
+            grad = _one_hot_grad(ctx, target, grad_output)
+            if grad is not None:
+                return grad, None, None, None, None
         grad_output = upcast(grad_output)
         zeros = grad_output.new_zeros(_ncd_shape(ctx.input_shape))
         y, valid, w_y = _targets(ctx.input_shape, target, upcast(weight), ctx.ignore_index,
                                  grad_output.dtype)
-        r = torch.where(valid, _rows_grad(grad_output, ctx.reduction, zeros.shape, w_y.sum()), 0)
+        total = w_y.sum() if ctx.reduction == "mean" else None
+        r = torch.where(valid, _rows_grad(grad_output, ctx.reduction, zeros.shape, total), 0)
         # -r w_y at each target; out of place where autograd records it (differentiable in r)
         grad = zeros.scatter_(1, y, -(r * w_y)) if fast_path(grad_output) \
             else zeros.scatter(1, y, -(r * w_y))
@@ -103,21 +127,6 @@ class NLLLossFunction(Function):
         target, weight = ctx.saved_tensors
         return NLLLossFunction.forward(input_tangent, target, weight, ctx.reduction,
                                        ctx.ignore_index)
-
-
-def _class_index_slope(log_p: Tensor, y: Tensor, r: Tensor, w_y: Tensor, w: Tensor | None,
-                       eps: float) -> Tensor:
-    r""":math:`r_n \partial l_n / \partial x_{n,c}` of :class:`CrossEntropyFunction` from
-    :math:`\log p`, in differentiable ops: :math:`r_n\big(((1-\varepsilon) w_{y_n}
-    + \frac{\varepsilon}{C} S) p_c - (1-\varepsilon) w_{y_n} \mathbb{1}[c = y_n]
-    - \frac{\varepsilon}{C} w_c\big)`, with :math:`r_n = 0` on ignored positions."""
-    c = log_p.shape[1]
-    total_w = c if w is None else w.sum()
-    scale = r * ((1 - eps) * w_y + (eps / c) * total_w)
-    grad = log_p.exp() * scale - torch.zeros_like(log_p).scatter(1, y, r * w_y * (1 - eps))
-    if eps:
-        grad = grad - r * (eps / c) * (1 if w is None else w)
-    return grad
 
 
 @transformable
@@ -150,12 +159,16 @@ class CrossEntropyFunction(Function):
         x, w = _as_ncd(input), _class_view(upcast(weight))
         n, c, d = x.shape
         dtype = opmath(input.dtype)  # row statistics in float32 for float16/bfloat16 logits
-        y, valid, w_y = _targets(input.shape, target, upcast(weight), ignore_index, dtype)
-        if plain(input, target, weight):  # blocks of rows through one scratch buffer
+        if _unmasked(ignore_index, weight, label_smoothing, target):  # w_y = 1, all counted
+            y, valid, w_y = target.reshape(n, 1, d), None, None
+        else:
+            y, valid, w_y = _targets(input.shape, target, upcast(weight), ignore_index, dtype)
+        blocks = _blocks(x) if plain(input, target, weight) else None
+        if blocks is not None and len(blocks) > 1:  # blocks of rows through one scratch buffer
             m, log_sum, picked = (x.new_empty(n, 1, d, dtype=dtype) for _ in range(3))
             dot = x.new_empty(n, 1, d, dtype=dtype) if label_smoothing else None
             scratch = None
-            for rows in _blocks(x):
+            for rows in blocks:
                 xb = x[rows]
                 if scratch is None or scratch.shape != xb.shape:
                     scratch = xb.new_empty(xb.shape, dtype=dtype)
@@ -168,16 +181,24 @@ class CrossEntropyFunction(Function):
                 if dot is not None:  # sum_c w_c (x_c - m), before scratch is exponentiated
                     torch.sum(scratch if w is None else scratch * w, 1, keepdim=True,
                               out=dot[rows])
-                torch.sum(scratch.exp_(), 1, keepdim=True, out=log_sum[rows]).log_()
-        else:  # the same statistics in whole-tensor ops, which torch.func and compile trace
+                torch.sum(exp_(scratch), 1, keepdim=True, out=log_sum[rows]).log_()
+        else:  # the same statistics in whole-tensor ops (what torch.func and compile trace)
             x = upcast(x)
             m = x.amax(1, keepdim=True)
             shifted = x - m
-            log_sum = shifted.exp().sum(1, keepdim=True).log()
             picked = shifted.gather(1, y)
             dot = (shifted if w is None else shifted * w).sum(1, keepdim=True) \
                 if label_smoothing else None
+            # one block of plain tensors: exponentiated in place, the buffer is ours
+            e = shifted.exp() if blocks is None else exp_(shifted)
+            log_sum = e.sum(1, keepdim=True).log()
         # -log p_y = log_sum - (x_y - m): ATen's order, so the digits survive large logits
+        if valid is None:  # the same numbers without the mask and the unit weights
+            nll = log_sum - picked
+            if reduction == "none":
+                return rounded(nll.reshape(_row_shape(input)), input.dtype), m, log_sum
+            loss = nll.sum() if reduction == "sum" else nll.sum() / (n * d)
+            return rounded(loss, input.dtype), m, log_sum
         nll = torch.where(valid, (log_sum - picked) * w_y, 0)
         smooth = None
         if dot is not None:
@@ -192,28 +213,43 @@ class CrossEntropyFunction(Function):
         input, target, weight, ctx.reduction, ctx.ignore_index, ctx.eps = inputs
         _, m, log_sum = output
         ctx.mark_non_differentiable(m, log_sum)
+        ctx.set_materialize_grads(False)  # no zero gradients made for m and log_sum
         ctx.save_for_backward(input, target, weight, m, log_sum)
         ctx.save_for_forward(input, target, weight)
 
     @staticmethod
     def backward(ctx, grad_output, _grad_m, _grad_log_sum):
+        if grad_output is None:  # the loss was not used (m and log_sum have no gradient)
+            return None, None, None, None, None, None
         input, target, weight, m, log_sum = ctx.saved_tensors
         x, w, eps = _as_ncd(input), _class_view(upcast(weight)), ctx.eps
         c, grad_output = x.shape[1], upcast(grad_output)
+        if _unmasked(ctx.ignore_index, weight, eps, target) and fast_path(grad_output, input):
+            # w_y = 1 and nothing ignored: r * w_y is r, the same numbers as below
+            n, _, d = x.shape
+            r = _rows_grad(grad_output, ctx.reduction, x.shape, n * d)
+            grad = torch.sub(x, m)
+            exp_(grad.sub_(log_sum)).mul_(r)
+            grad.scatter_add_(1, target.reshape(n, 1, d), (-r).expand(n, 1, d))
+            return grad.reshape(input.shape).to(input.dtype), None, None, None, None, None
         y, valid, w_y = _targets(input.shape, target, upcast(weight), ctx.ignore_index,
                                  grad_output.dtype)
         # where, not a product: an all-ignored 'mean' has grad_output / 0 = inf; its gradient is 0
-        r = torch.where(valid, _rows_grad(grad_output, ctx.reduction, x.shape, w_y.sum()), 0)
+        total = w_y.sum() if ctx.reduction == "mean" else None
+        r = torch.where(valid, _rows_grad(grad_output, ctx.reduction, x.shape, total), 0)
         if not fast_path(grad_output, input):  # recorded, or transformed: differentiable ops
             grad = _class_index_slope(log_probabilities(upcast(x), 1), y, r, w_y, w, eps)
             return grad.reshape(input.shape), None, None, None, None, None
-        total_w = c if weight is None else w.sum()
-        scale = r * ((1 - eps) * w_y + (eps / c) * total_w)
+        if eps:
+            total_w = c if weight is None else w.sum()
+            scale = r * ((1 - eps) * w_y + (eps / c) * total_w)
+        else:
+            scale = r * w_y
         # Whole-tensor passes: on a shared machine many small multi-threaded ops cost more
-        # in thread hand-offs than the cache saves. p = e^{(x - m) - log sum}, rounded as
-        # ATen rounds e^{log_softmax}: e^{x - m} / sum is a pass shorter but not torch's digits.
+        # in thread hand-offs than the cache saves. p = e^{(x - m) - log sum}, formed as ATen
+        # forms e^{log_softmax}: e^{x - m} / sum is a pass shorter but not torch's digits.
         grad = torch.sub(x, m)  # the one N x C buffer (float32 for float16/bfloat16 logits)
-        grad.sub_(log_sum).exp_().mul_(scale)
+        exp_(grad.sub_(log_sum)).mul_(scale)
         grad.scatter_add_(1, y, r * w_y * -(1 - eps))
         if eps and weight is None:
             grad.sub_(r * (eps / c))
@@ -282,11 +318,14 @@ class SoftCrossEntropyFunction(Function):
         input, target, weight, ctx.reduction, ctx.eps = inputs
         _, m, log_sum = output
         ctx.mark_non_differentiable(m, log_sum)
+        ctx.set_materialize_grads(False)  # no zero gradients made for m and log_sum
         ctx.save_for_backward(input, target, weight, m, log_sum)
         ctx.save_for_forward(input, target, weight)
 
     @staticmethod
     def backward(ctx, grad_output, _grad_m, _grad_log_sum):
+        if grad_output is None:  # the loss was not used (m and log_sum have no gradient)
+            return None, None, None, None, None
         input, target, weight, m, log_sum = ctx.saved_tensors
         eps, needs = ctx.eps, ctx.needs_input_grad[:3]
         x, t, w = _as_ncd(input), _as_ncd(target), _class_view(upcast(weight))
@@ -361,9 +400,11 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     """
     reduction = _reduction.resolve(size_average, reduce, reduction)
     (input, target, weight), _ = _autocast.cast("nll_loss", input, target, weight)
-    check_class_target("nll_loss", input, target, weight, ignore_index)
+    maybe_ignored = check_class_target("nll_loss", input, target, weight, ignore_index)
     require_floating("input", "nll_loss", input, complex_ok=False)
-    return apply(NLLLossFunction, input, target, weight, reduction, ignore_index)
+    # None tells the Function that no target is ignored (its fast paths skip the mask)
+    return apply(NLLLossFunction, input, target, weight, reduction,
+                 ignore_index if maybe_ignored else None)
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
@@ -409,7 +450,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     """
     reduction = _reduction.resolve(size_average, reduce, reduction)
     (input, target, weight), _ = _autocast.cast("cross_entropy_loss", input, target, weight)
-    shapes = f"input of shape {tuple(input.shape)}, target of shape {tuple(target.shape)}"
+    shapes = Shapes(input, target)
     eps = float(label_smoothing) if label_smoothing > 0.0 else 0.0  # torch: eps <= 0, nan: none
     if eps > 1.0:
         raise RuntimeError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, "
@@ -419,7 +460,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         check_class_dim(input, shapes)
         return apply(SoftCrossEntropyFunction, input, target, weight, reduction, eps)[0]
     check_class_dim(input, shapes)
-    check_class_target("cross_entropy", input, target, weight, ignore_index)
+    maybe_ignored = check_class_target("cross_entropy", input, target, weight, ignore_index)
     if eps and reduction == "none" and input.dim() == 1 and target.dim() == 1:
         # torch 2.13 cannot add its () smoothing term into the (1,)-shaped nll here
         raise RuntimeError(f"cross_entropy: label_smoothing with reduction='none' needs a 0-d "
@@ -428,4 +469,6 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     if eps and weight is not None and weight.dim() != 1:
         raise RuntimeError(f"cross_entropy: label_smoothing needs a 1-d weight of shape "
                            f"({input.shape[1]},), got weight of shape {tuple(weight.shape)}")
-    return apply(CrossEntropyFunction, input, target, weight, reduction, ignore_index, eps)[0]
+    # None tells the Function that no target is ignored (its fast paths skip the mask)
+    return apply(CrossEntropyFunction, input, target, weight, reduction,
+                 ignore_index if maybe_ignored else None, eps)[0]

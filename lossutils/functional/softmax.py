@@ -21,8 +21,9 @@ from torch import Tensor
 from torch.autograd import Function
 
 from .. import _autocast
-from .._autograd import apply, transformable
+from .._autograd import apply, fast_path, transformable
 from .._checks import dtype_name
+from .._exp import exp, exp_
 from .._precision import opmath, upcast
 
 __all__ = ["softmax", "log_softmax"]
@@ -33,7 +34,7 @@ def shifted_log_sum_exp(x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
     :math:`m = \max x` and :math:`\log\sum e^{x - m}`. For the fast paths: the sum is
     formed in place in a fresh tensor, so nothing records it."""
     m = x.amax(dim, keepdim=True)
-    return m, (x - m).exp_().sum(dim, keepdim=True).log_()
+    return m, exp_(x - m).sum(dim, keepdim=True).log_()
 
 
 def log_probabilities(x: Tensor, dim: int) -> Tensor:
@@ -100,9 +101,14 @@ def _prepare(name: str, input: Tensor, dim, stacklevel: int, dtype) -> tuple[Ten
 
 def _softmax_vjp(y: Tensor, g: Tensor, dim: int) -> Tensor:
     """:math:`y (g - \\sum_j g_j y_j)` in float32 for float16/bfloat16 (the Jacobian is
-    symmetric: the same for a cotangent and a tangent)."""
+    symmetric: the same for a cotangent and a tangent). When nothing records it, the
+    same numbers in one buffer: :math:`g y`, then :math:`g - \\sum`, then times :math:`y`."""
+    fast = fast_path(y, g)
     y, g = upcast(y), upcast(g, opmath(y.dtype))
-    return y * (g - (g * y).sum(dim, keepdim=True))
+    if not fast:
+        return y * (g - (g * y).sum(dim, keepdim=True))
+    out = g * y
+    return torch.sub(g, out.sum(dim, keepdim=True), out=out).mul_(y)
 
 
 @transformable
@@ -126,8 +132,7 @@ class SoftmaxFunction(Function):
         if input.numel() == 0:
             return input.clone()
         dtype, input = input.dtype, upcast(input)  # float16/bfloat16: computed in float32
-        e = input - input.amax(dim, keepdim=True)  # a fresh tensor: in place from here on
-        e.exp_()
+        e = exp_(input - input.amax(dim, keepdim=True))  # a fresh tensor: in place from here on
         return e.div_(e.sum(dim, keepdim=True)).to(dtype)
 
     @staticmethod
@@ -179,7 +184,11 @@ class LogSoftmaxFunction(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (y,) = ctx.saved_tensors
+        fast = fast_path(y, grad_output)
         y, grad_output = upcast(y), upcast(grad_output, opmath(y.dtype))
+        if fast:  # the same numbers in one buffer: e^y, times the sum, subtracted from g
+            p = exp(y).mul_(grad_output.sum(ctx.dim, keepdim=True))
+            return torch.sub(grad_output, p, out=p), None
         # (in float32 for float16/bfloat16; autograd rounds it to the input's dtype)
         return grad_output - y.exp() * grad_output.sum(ctx.dim, keepdim=True), None
 
