@@ -86,3 +86,27 @@ def broadcastable(shape: tuple):
         st.integers(0, len(shape)),
         st.lists(st.booleans(), min_size=len(shape), max_size=len(shape))
     ).map(lambda t: tuple(1 if one else n for n, one in zip(shape, t[1], strict=True))[t[0]:])
+
+
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def cast_floating(tree, dtype: torch.dtype):
+    """Every floating-point tensor in ``tree`` (a tuple, list or dict of arguments) in
+    ``dtype``; everything else as it is."""
+    if isinstance(tree, torch.Tensor):
+        return tree.to(dtype) if tree.is_floating_point() else tree
+    if isinstance(tree, dict):
+        return {k: cast_floating(v, dtype) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(cast_floating(v, dtype) for v in tree)
+    return tree
+
+
+def batch_of(t: torch.Tensor, size: int = 3) -> torch.Tensor:
+    """``size`` samples of ``t`` stacked on a new leading dim, for ``vmap``: floating
+    tensors scaled by 1, 0.75, 1.25, ... (positive, so weights stay weights); other
+    tensors (class indices) repeated."""
+    if not t.is_floating_point():
+        return torch.stack([t] * size)
+    return torch.stack([t * (1 + 0.25 * k * (-1) ** k) for k in range(size)])

@@ -259,13 +259,15 @@ def test_extreme_inputs_match_torch(extreme):
     assert_same(ours, theirs, rtol=extreme.rtol, atol=extreme.atol)
 
 
-@pytest.mark.parametrize("case, options", GRADIENT_PARAMS)
+@pytest.mark.parametrize("case, options",
+                         [p for p in GRADIENT_PARAMS if "second" not in p.values[0].capabilities])
 def test_second_derivatives_are_refused_never_wrong(case: Case, options):
-    """lossutils' backward passes are first-order: a second derivative either
-    raises, or -- where the backward does not depend on an input at all, so the
-    answer is an exact zero -- equals torch's. Never a silently wrong number
-    (torch's once_differentiable lets the common create_graph=True route
-    through). First derivatives under create_graph are the ordinary ones."""
+    """The families not converted yet (issue 16) have first-order backward passes: a
+    second derivative either raises, or -- where the backward does not depend on an
+    input at all, so the answer is an exact zero -- equals torch's. Never a silently
+    wrong number (torch's once_differentiable lets the common create_graph=True route
+    through). First derivatives under create_graph are the ordinary ones. Converted
+    families are held to torch's second derivatives in tests/test_capabilities.py."""
 
     def first(lib, args, kwargs, create_graph=True):
         args, kwargs, wrt = _copy(args, kwargs, case.grad)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._checks import dtype_name, require_floating
+from .._autograd import compiling, has_values, unwrap
+from .._checks import dtype_name, refuse_grad, require_floating
 
 
 def _weight_error(op: str, c: int, weight: Tensor, shapes: str) -> RuntimeError:
@@ -28,6 +29,9 @@ def check_class_target(op: str, input: Tensor, target: Tensor, weight: Tensor | 
         batch = target.shape[0] if target.dim() else "none, target is 0-d"
         raise ValueError(f"{op}: expected input batch_size ({input.shape[0]}) to match target "
                          f"batch_size ({batch}): {shapes}")
+    # nll_loss_nd calls nll_loss (1-d, 2-d input) or nll_loss2d, whose autograd kernel
+    # refuses a weight that requires grad before the kernel checks anything else
+    refuse_grad(f"nll_loss{'2d' if input.dim() > 2 else ''}_forward", "weight", weight)
     c = input.shape[1] if input.dim() > 1 else input.shape[0]
     if input.dim() <= 2:
         if target.dim() > 1:
@@ -61,8 +65,29 @@ def check_class_target(op: str, input: Tensor, target: Tensor, weight: Tensor | 
         raise RuntimeError(f"{op}: expected scalar type {dtype_name(input.dtype)} but found "
                            f"{dtype_name(weight.dtype)}: weight must have the input's dtype "
                            f"({input.dtype}), got {weight.dtype}")
-    counted = target.long()[target.long() != ignore_index]
-    bad = counted[(counted < 0) | (counted >= c)]
+    _check_class_range(op, target, c, ignore_index, shapes)
+
+
+def _check_class_range(op: str, target: Tensor, c: int, ignore_index: int, shapes: str) -> None:
+    """Every counted class index lies in ``[0, C)``: a data-dependent check.
+
+    Under ``torch.func`` transforms it reads the values beneath the wrappers (every
+    sample of a vmap at once); while ``torch.compile`` traces, it becomes an assertion in
+    the graph (``torch._assert_async``: no graph break, a ``RuntimeError`` when it runs);
+    a tensor without data (meta, fake) is not checked."""
+    def out_of_range(t: Tensor) -> Tensor:
+        t = t.long()
+        return ((t < 0) | (t >= c)) & (t != ignore_index)
+
+    if compiling():
+        # torch._assert_async is the op torch.compile itself emits for such checks
+        torch._assert_async(out_of_range(target).any().logical_not(),
+                            f"{op}: a class index is out of bounds [0, {c - 1}] ({shapes})")
+        return
+    if not has_values(target):
+        return
+    values = unwrap(target)
+    bad = values[out_of_range(values)]
     if bad.numel():
         raise IndexError(f"{op}: Target {int(bad[0])} is out of bounds: class indices must lie in "
                          f"[0, {c - 1}] or equal ignore_index={ignore_index} ({shapes})")

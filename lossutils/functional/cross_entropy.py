@@ -1,102 +1,57 @@
 """Negative log-likelihood and cross-entropy, for class indices and class probabilities.
 
-Defined in :doc:`/chapters/03_cross_entropy` (its memory budget: :doc:`/chapters/07_llm_scale`).
+Defined in :doc:`/chapters/03_1_backward`, its options in :doc:`/chapters/03_3_in_practice`
+and its memory budget in :doc:`/chapters/07_llm_scale`.
 
 Every input is looked at as a 3-d tensor ``(N, C, D)``: a 1-d input ``(C,)`` is
 ``(1, C, 1)``, ``(N, C)`` is ``(N, C, 1)`` and ``(N, C, d1, ..., dk)`` is
 ``(N, C, d1 * ... * dk)``, so one code path serves torch's three input layouts;
-the class dimension is always 1.
+the class dimension is always 1 (:mod:`~lossutils.functional._cross_entropy_layout`).
 
-The cross-entropy Functions are memory-lean: they never hold an ``N x C``
-tensor of log-probabilities. Forward walks the logits in blocks of rows
-through one scratch buffer (at most 64 MiB) and keeps two numbers per row, the maximum
-:math:`m` and :math:`\\log\\sum_c e^{x_c - m}` (together the log-sum-exp; kept
-apart because :math:`m + \\log\\sum` rounds away digits when :math:`m \\approx 10^4`
-in float32, see pytorch issue 11752). Backward writes
-:math:`p = e^{(x - m) - \\log\\sum}` straight into one fresh buffer, the gradient's,
-and finishes the gradient there in place (class indices: whole-tensor passes;
-probabilities: block by block).
+The cross-entropy Functions are memory-lean: in the usual forward and
+backward they never hold an ``N x C`` tensor of log-probabilities
+(:mod:`~lossutils.functional._cross_entropy_passes`): forward keeps two
+numbers per row, the maximum :math:`m` and :math:`\\log\\sum_c e^{x_c - m}`
+(together the log-sum-exp; kept apart because :math:`m + \\log\\sum` rounds away
+digits when :math:`m \\approx 10^4` in float32, see pytorch issue 11752), and
+backward builds the gradient in its own buffer. When the backward is itself
+recorded (``create_graph=True``: second derivatives) or runs under a
+``torch.func`` transform or ``torch.compile``, it is the same formula in
+differentiable ops, with :math:`\\log p` recomputed from the logits
+(:func:`~lossutils.functional.softmax.log_probabilities`): the saved :math:`m` and
+:math:`\\log\\sum` are constants to autograd and would drop the terms of the second
+derivative that flow through them.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from .. import _reduction
-from .._autograd import once_differentiable
+from .. import _autocast, _reduction
+from .._autograd import apply, fast_path, plain, transformable
 from .._checks import require_floating
-from .._reduction import reduce, reduction_grad
+from .._precision import opmath, rounded, upcast
+from .._reduction import reduce
+from . import _cross_entropy_passes as passes
 from ._cross_entropy_checks import check_class_dim, check_class_target, check_probability_target
+from ._cross_entropy_layout import (
+    _as_ncd,
+    _blocks,
+    _class_index_reduce,
+    _class_view,
+    _ncd_shape,
+    _row_shape,
+    _rows_grad,
+    _targets,
+)
+from .softmax import log_probabilities
 
 __all__ = ["nll_loss", "cross_entropy"]
 
-# Elements per block of rows that forward pushes through its scratch buffer.
-# With one thread, blocks that fit a core's L2 cache make each pass after the
-# first nearly free. With several threads every op is a fork and a join, and
-# on a busy machine a join waits for a descheduled thread: there, few big
-# blocks win (measured with benchmarks/cross_entropy_memory.py). 64 MiB of
-# float32 at most, small next to an N x C tensor at LLM sizes.
-BLOCK_ELEMENTS_ONE_THREAD = 1 << 18
-BLOCK_ELEMENTS = 1 << 24
 
-
-def _blocks(x3: Tensor):
-    """Slices of whole rows (dim 0) of ``x3``, each about one block of elements."""
-    size = BLOCK_ELEMENTS_ONE_THREAD if torch.get_num_threads() == 1 else BLOCK_ELEMENTS
-    step = max(1, size // max(x3.shape[1] * x3.shape[2], 1))
-    return [slice(i, i + step) for i in range(0, x3.shape[0], step)]
-
-
-def _as_ncd(x: Tensor) -> Tensor:
-    """``(C,)`` -> ``(1, C, 1)``; ``(N, C)`` -> ``(N, C, 1)``; ``(N, C, d...)`` -> ``(N, C, D)``."""
-    if x.dim() == 1:
-        return x.reshape(1, x.shape[0], 1)
-    return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
-
-
-def _row_shape(input: Tensor) -> tuple:
-    """Shape of the unreduced loss: the input without its class dimension."""
-    return () if input.dim() == 1 else (input.shape[0], *input.shape[2:])
-
-
-def _class_view(weight: Tensor) -> Tensor:
-    return weight.reshape(1, -1, 1)
-
-
-def _targets(input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int):
-    """Per position: the class (0 where ignored) as ``(N, 1, D)``, the mask of counted
-    positions and their weights :math:`w_{y_n}` (0 where ignored), both ``(N, 1, D)``."""
-    x3 = _as_ncd(input)
-    y = target.reshape(x3.shape[0], 1, x3.shape[2]).long()
-    valid = y != ignore_index
-    y = y.masked_fill(~valid, 0)
-    w_y = weight.reshape(-1)[y] if weight is not None else torch.ones((), dtype=input.dtype)
-    return y, valid, torch.where(valid, w_y, 0).to(input.dtype)
-
-
-def _rows_grad(grad_output: Tensor, reduction: str, shape: tuple, total) -> Tensor:
-    """The incoming gradient per position, ``(N, 1, D)``, or a scalar (``mean``: over ``total``)."""
-    if reduction == "none":
-        grad_output = grad_output.reshape(shape[0], 1, shape[2])
-    return reduction_grad(grad_output, reduction, shape[0] * shape[2], total)
-
-
-def _class_index_reduce(nll: Tensor, smooth: Tensor | None, w_y: Tensor, reduction: str,
-                        eps: float, n_classes: int, row_shape: tuple) -> Tensor:
-    """Combine and reduce as ATen does: :math:`(1-\\varepsilon)\\,\\mathrm{nll}
-    + \\frac{\\varepsilon}{C}\\,\\mathrm{smooth}`, each term divided by
-    :math:`\\sum_n w_{y_n}` (over the counted targets) for ``mean``."""
-    total = w_y.sum() if reduction == "mean" else None
-    loss = reduce(nll, reduction, total)
-    if smooth is not None:
-        loss = (1 - eps) * loss + reduce(smooth, reduction, total) * (eps / n_classes)
-    return loss.reshape(row_shape) if reduction == "none" else loss
-
-
+@transformable
 class NLLLossFunction(Function):
     r"""Negative log-likelihood of class indices.
 
@@ -106,34 +61,66 @@ class NLLLossFunction(Function):
         \mathbb{1}_n = \mathbb{1}[y_n \ne \text{ignore\_index}]
 
     ``mean`` divides by :math:`\sum_n w_{y_n}` over the non-ignored positions
-    (nan when there are none, like torch). Only the targets are saved.
+    (nan when there are none, like torch). Only the targets are saved. The loss
+    is linear in :math:`x`: its second derivative is zero, the gradient is linear
+    in the incoming gradient, and the forward-mode derivative is the loss of the
+    tangent.
     """
 
     @staticmethod
     def forward(input, target, weight, reduction, ignore_index):
-        y, valid, w_y = _targets(input, target, weight, ignore_index)
-        picked = _as_ncd(input).gather(1, y)
+        dtype = opmath(input.dtype)
+        y, valid, w_y = _targets(input.shape, target, upcast(weight), ignore_index, dtype)
+        picked = upcast(_as_ncd(input)).gather(1, y)
         nll = torch.where(valid, -picked * w_y, 0)
-        return _class_index_reduce(nll, None, w_y, reduction, 0.0, 0, _row_shape(input))
+        loss = _class_index_reduce(nll, None, w_y, reduction, 0.0, 0, _row_shape(input))
+        return rounded(loss, input.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         input, target, weight, ctx.reduction, ctx.ignore_index = inputs
         ctx.input_shape, ctx.dtype = input.shape, input.dtype
         ctx.save_for_backward(target, weight)
+        ctx.save_for_forward(target, weight)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
         target, weight = ctx.saved_tensors
-        grad = torch.zeros(ctx.input_shape, dtype=ctx.dtype)
-        y, valid, w_y = _targets(grad, target, weight, ctx.ignore_index)
-        g3 = _as_ncd(grad)
-        r = torch.where(valid, _rows_grad(grad_output, ctx.reduction, g3.shape, w_y.sum()), 0)
-        g3.scatter_(1, y, -(r * w_y))
-        return grad, None, None, None, None
+        grad_output = upcast(grad_output)
+        zeros = grad_output.new_zeros(_ncd_shape(ctx.input_shape))
+        y, valid, w_y = _targets(ctx.input_shape, target, upcast(weight), ctx.ignore_index,
+                                 grad_output.dtype)
+        r = torch.where(valid, _rows_grad(grad_output, ctx.reduction, zeros.shape, w_y.sum()), 0)
+        # -r w_y at each target; out of place where autograd records it (differentiable in r)
+        grad = zeros.scatter_(1, y, -(r * w_y)) if fast_path(grad_output) \
+            else zeros.scatter(1, y, -(r * w_y))
+        return grad.reshape(ctx.input_shape).to(ctx.dtype), None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, input_tangent, *_):
+        if input_tangent is None:  # only the input is differentiable
+            return None
+        target, weight = ctx.saved_tensors
+        return NLLLossFunction.forward(input_tangent, target, weight, ctx.reduction,
+                                       ctx.ignore_index)
 
 
+def _class_index_slope(log_p: Tensor, y: Tensor, r: Tensor, w_y: Tensor, w: Tensor | None,
+                       eps: float) -> Tensor:
+    r""":math:`r_n \partial l_n / \partial x_{n,c}` of :class:`CrossEntropyFunction` from
+    :math:`\log p`, in differentiable ops: :math:`r_n\big(((1-\varepsilon) w_{y_n}
+    + \frac{\varepsilon}{C} S) p_c - (1-\varepsilon) w_{y_n} \mathbb{1}[c = y_n]
+    - \frac{\varepsilon}{C} w_c\big)`, with :math:`r_n = 0` on ignored positions."""
+    c = log_p.shape[1]
+    total_w = c if w is None else w.sum()
+    scale = r * ((1 - eps) * w_y + (eps / c) * total_w)
+    grad = log_p.exp() * scale - torch.zeros_like(log_p).scatter(1, y, r * w_y * (1 - eps))
+    if eps:
+        grad = grad - r * (eps / c) * (1 if w is None else w)
+    return grad
+
+
+@transformable
 class CrossEntropyFunction(Function):
     r"""Cross-entropy of logits and class indices, with label smoothing :math:`\varepsilon`.
 
@@ -152,39 +139,53 @@ class CrossEntropyFunction(Function):
 
     ``mean`` divides by :math:`\sum_n \mathbb{1}_n w_{y_n}`. Saved for backward:
     the logits, targets, weight and two numbers per row (:math:`m` and
-    :math:`\log\sum_c e^{x_c - m}`); backward rebuilds :math:`p` in the
-    gradient buffer itself, scales it by the bracket's first factor, then
-    subtracts the one-hot and smoothing terms in place.
+    :math:`\log\sum_c e^{x_c - m}`); the fast backward rebuilds :math:`p` in the
+    gradient buffer itself. The differentiable backward (second derivatives,
+    transforms) recomputes :math:`\log p` from the logits, and so does ``jvp``:
+    :math:`\dot l_n = \sum_c \partial l_n / \partial x_{n,c}\, \dot x_{n,c}`.
     """
 
     @staticmethod
     def forward(input, target, weight, reduction, ignore_index, label_smoothing):
-        x = _as_ncd(input)
-        y, valid, w_y = _targets(input, target, weight, ignore_index)
+        x, w = _as_ncd(input), _class_view(upcast(weight))
         n, c, d = x.shape
-        m, log_sum, picked = (input.new_empty(n, 1, d) for _ in range(3))
-        dot = input.new_empty(n, 1, d) if label_smoothing else None
-        w = None if weight is None else _class_view(weight)
-        scratch = None
-        for rows in _blocks(x):
-            xb = x[rows]
-            if scratch is None or scratch.shape != xb.shape:
-                scratch = torch.empty(xb.shape, dtype=x.dtype)
-            torch.amax(xb, 1, keepdim=True, out=m[rows])
-            torch.sub(xb, m[rows], out=scratch)  # x - m <= 0: exp cannot overflow
-            torch.gather(scratch, 1, y[rows], out=picked[rows])
-            if dot is not None:  # sum_c w_c (x_c - m), before scratch is exponentiated
-                torch.sum(scratch if w is None else scratch * w, 1, keepdim=True, out=dot[rows])
-            torch.sum(scratch.exp_(), 1, keepdim=True, out=log_sum[rows]).log_()
+        dtype = opmath(input.dtype)  # row statistics in float32 for float16/bfloat16 logits
+        y, valid, w_y = _targets(input.shape, target, upcast(weight), ignore_index, dtype)
+        if plain(input, target, weight):  # blocks of rows through one scratch buffer
+            m, log_sum, picked = (x.new_empty(n, 1, d, dtype=dtype) for _ in range(3))
+            dot = x.new_empty(n, 1, d, dtype=dtype) if label_smoothing else None
+            scratch = None
+            for rows in _blocks(x):
+                xb = x[rows]
+                if scratch is None or scratch.shape != xb.shape:
+                    scratch = xb.new_empty(xb.shape, dtype=dtype)
+                if dtype == x.dtype:
+                    torch.amax(xb, 1, keepdim=True, out=m[rows])
+                else:  # float16/bfloat16: amax's out= must have xb's dtype
+                    m[rows] = xb.amax(1, keepdim=True)
+                torch.sub(xb, m[rows], out=scratch)  # x - m <= 0: exp cannot overflow
+                torch.gather(scratch, 1, y[rows], out=picked[rows])
+                if dot is not None:  # sum_c w_c (x_c - m), before scratch is exponentiated
+                    torch.sum(scratch if w is None else scratch * w, 1, keepdim=True,
+                              out=dot[rows])
+                torch.sum(scratch.exp_(), 1, keepdim=True, out=log_sum[rows]).log_()
+        else:  # the same statistics in whole-tensor ops, which torch.func and compile trace
+            x = upcast(x)
+            m = x.amax(1, keepdim=True)
+            shifted = x - m
+            log_sum = shifted.exp().sum(1, keepdim=True).log()
+            picked = shifted.gather(1, y)
+            dot = (shifted if w is None else shifted * w).sum(1, keepdim=True) \
+                if label_smoothing else None
         # -log p_y = log_sum - (x_y - m): ATen's order, so the digits survive large logits
         nll = torch.where(valid, (log_sum - picked) * w_y, 0)
         smooth = None
         if dot is not None:
-            total_w = c if weight is None else weight.sum()
+            total_w = c if weight is None else upcast(weight).sum()
             smooth = torch.where(valid, total_w * log_sum - dot, 0)
         loss = _class_index_reduce(nll, smooth, w_y, reduction, label_smoothing, c,
                                    _row_shape(input))
-        return loss, m, log_sum
+        return rounded(loss, input.dtype), m, log_sum
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -192,32 +193,50 @@ class CrossEntropyFunction(Function):
         _, m, log_sum = output
         ctx.mark_non_differentiable(m, log_sum)
         ctx.save_for_backward(input, target, weight, m, log_sum)
+        ctx.save_for_forward(input, target, weight)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output, _grad_m, _grad_log_sum):
         input, target, weight, m, log_sum = ctx.saved_tensors
-        eps = ctx.eps
-        x = _as_ncd(input)
-        n, c, d = x.shape
-        y, valid, w_y = _targets(input, target, weight, ctx.ignore_index)
+        x, w, eps = _as_ncd(input), _class_view(upcast(weight)), ctx.eps
+        c, grad_output = x.shape[1], upcast(grad_output)
+        y, valid, w_y = _targets(input.shape, target, upcast(weight), ctx.ignore_index,
+                                 grad_output.dtype)
         # where, not a product: an all-ignored 'mean' has grad_output / 0 = inf; its gradient is 0
         r = torch.where(valid, _rows_grad(grad_output, ctx.reduction, x.shape, w_y.sum()), 0)
-        total_w = c if weight is None else weight.sum()
+        if not fast_path(grad_output, input):  # recorded, or transformed: differentiable ops
+            grad = _class_index_slope(log_probabilities(upcast(x), 1), y, r, w_y, w, eps)
+            return grad.reshape(input.shape), None, None, None, None, None
+        total_w = c if weight is None else w.sum()
         scale = r * ((1 - eps) * w_y + (eps / c) * total_w)
         # Whole-tensor passes: on a shared machine many small multi-threaded ops cost more
         # in thread hand-offs than the cache saves. p = e^{(x - m) - log sum}, rounded as
         # ATen rounds e^{log_softmax}: e^{x - m} / sum is a pass shorter but not torch's digits.
-        grad = torch.sub(x, m)  # the one N x C buffer
+        grad = torch.sub(x, m)  # the one N x C buffer (float32 for float16/bfloat16 logits)
         grad.sub_(log_sum).exp_().mul_(scale)
         grad.scatter_add_(1, y, r * w_y * -(1 - eps))
         if eps and weight is None:
             grad.sub_(r * (eps / c))
         elif eps:
-            grad.addcmul_(r, _class_view(weight), value=-eps / c)
-        return grad.reshape(input.shape), None, None, None, None, None
+            grad.addcmul_(r, w, value=-eps / c)
+        return grad.reshape(input.shape).to(input.dtype), None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, input_tangent, *_):
+        if input_tangent is None:  # only the input is differentiable
+            return None, None, None
+        input, target, weight = ctx.saved_tensors
+        x, w = upcast(_as_ncd(input)), _class_view(upcast(weight))
+        y, valid, w_y = _targets(input.shape, target, upcast(weight), ctx.ignore_index, x.dtype)
+        slope = _class_index_slope(log_probabilities(x, 1), y, valid.to(x.dtype), w_y, w, ctx.eps)
+        rows = torch.where(valid, (slope * upcast(_as_ncd(input_tangent))).sum(1, keepdim=True), 0)
+        total = w_y.sum() if ctx.reduction == "mean" else None
+        loss = reduce(rows, ctx.reduction, total)
+        loss = loss.reshape(_row_shape(input)) if ctx.reduction == "none" else loss
+        return rounded(loss, input.dtype), None, None
 
 
+@transformable
 class SoftCrossEntropyFunction(Function):
     r"""Cross-entropy of logits and class probabilities :math:`t`, smoothing :math:`\varepsilon`.
 
@@ -234,26 +253,29 @@ class SoftCrossEntropyFunction(Function):
 
     ``mean`` divides by the number of positions :math:`N d_1 \cdots d_k`
     (not by the weights: torch's rule for probability targets). Saved: the
-    logits, targets, weight and the two row statistics.
+    logits, targets, weight and the two row statistics. The sums over classes
+    run in float32 for float16/bfloat16 arguments (a bfloat16 target's row sum
+    :math:`\sum_k w_k t'_{n,k}` keeps its digits).
     """
 
     @staticmethod
     def forward(input, target, weight, reduction, label_smoothing):
-        x, t = _as_ncd(input), _as_ncd(target)
+        x, t, w = _as_ncd(input), _as_ncd(target), _class_view(upcast(weight))
         n, c, d = x.shape
-        w = None if weight is None else _class_view(weight)
-        dtype = torch.promote_types(torch.promote_types(input.dtype, target.dtype),
-                                    input.dtype if weight is None else weight.dtype)
-        m, log_sum = input.new_empty(n, 1, d), input.new_empty(n, 1, d)
-        rows_loss = torch.empty(n, 1, d, dtype=dtype)
-        for rows in _blocks(x):
-            log_p = _block_log_p(x[rows], m[rows], log_sum[rows], fill_stats=True)
-            terms = log_p * _smoothed(t[rows], label_smoothing, c, None)  # ATen: (log p * t') * w
-            terms = terms if w is None else terms * w
-            torch.sum(terms, 1, keepdim=True, out=rows_loss[rows]).neg_()
+        dtype = opmath(input.dtype, target.dtype, *([] if weight is None else [weight.dtype]))
+        if plain(input, target, weight):
+            m, log_sum, rows_loss = passes.probability_forward(x, t, w, label_smoothing, dtype)
+        else:
+            x = upcast(x)
+            m = x.amax(1, keepdim=True)
+            log_sum = (x - m).exp().sum(1, keepdim=True).log()
+            terms = ((x - m) - log_sum) * passes.smoothed(t, label_smoothing, c, dtype)
+            rows_loss = -(terms if w is None else terms * w).sum(1, keepdim=True)
         # 'mean' divides by the number of positions (0 / 0 = nan for an empty batch, as in torch)
         loss = reduce(rows_loss, reduction, n * d)
-        return (loss.reshape(_row_shape(input)) if reduction == "none" else loss), m, log_sum
+        loss = loss.reshape(_row_shape(input)) if reduction == "none" else loss
+        dtypes = [input.dtype, target.dtype] + ([] if weight is None else [weight.dtype])
+        return rounded(loss, *dtypes), m, log_sum
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -261,55 +283,52 @@ class SoftCrossEntropyFunction(Function):
         _, m, log_sum = output
         ctx.mark_non_differentiable(m, log_sum)
         ctx.save_for_backward(input, target, weight, m, log_sum)
+        ctx.save_for_forward(input, target, weight)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output, _grad_m, _grad_log_sum):
         input, target, weight, m, log_sum = ctx.saved_tensors
-        eps = ctx.eps
-        x, t = _as_ncd(input), _as_ncd(target)
+        eps, needs = ctx.eps, ctx.needs_input_grad[:3]
+        x, t, w = _as_ncd(input), _as_ncd(target), _class_view(upcast(weight))
         n, c, d = x.shape
-        w = None if weight is None else _class_view(weight)
-        r = _rows_grad(grad_output, ctx.reduction, x.shape, n * d)
-        need_x, need_t, need_w = ctx.needs_input_grad[:3]
-        grad = torch.empty(x.shape, dtype=x.dtype) if need_x else None
-        grad_t = torch.empty(t.shape, dtype=target.dtype) if need_t else None
-        grad_w = torch.zeros(c, dtype=weight.dtype) if need_w else None
-        for rows in _blocks(x):
-            r_b = r[rows] if r.dim() else r
-            wt = _smoothed(t[rows], eps, c, w)  # w_c t'_c
-            if need_x:
-                gb = grad[rows]
-                torch.sub(x[rows], m[rows], out=gb).sub_(log_sum[rows]).exp_()  # p, in place
-                gb.mul_(wt.sum(1, keepdim=True)).sub_(wt).mul_(r_b)
-            if need_t or need_w:
-                log_p = _block_log_p(x[rows], m[rows], log_sum[rows])
-                if need_t:
-                    g_t = log_p * r_b * -(1 - eps)
-                    grad_t[rows] = g_t if w is None else g_t * w
-                if need_w:
-                    grad_w -= (_smoothed(t[rows], eps, c, None) * log_p * r_b).sum((0, 2))
-        return (None if grad is None else grad.reshape(input.shape),
-                None if grad_t is None else grad_t.reshape(target.shape), grad_w, None, None)
+        dtype = opmath(input.dtype, target.dtype, *([] if weight is None else [weight.dtype]))
+        r = _rows_grad(upcast(grad_output, dtype), ctx.reduction, x.shape, n * d)
+        if fast_path(grad_output, input, target):
+            grads = passes.probability_backward(x, t, w, m, log_sum, r, eps, dtype, needs)
+        else:
+            log_p = log_probabilities(upcast(x, dtype), 1)
+            t_s = passes.smoothed(t, eps, c, dtype)  # t'
+            wt = t_s if w is None else t_s * w
+            g_t = -(log_p * r if w is None else log_p * r * w)
+            grads = (r * (log_p.exp() * wt.sum(1, keepdim=True) - wt) if needs[0] else None,
+                     passes.target_grad(g_t, eps, target.dtype) if needs[1] else None,
+                     -(t_s * log_p * r).sum((0, 2)) if needs[2] else None)
+        return (*(None if g is None else g.reshape(a.shape).to(a.dtype)
+                  for g, a in zip(grads, (input, target, weight), strict=True)), None, None)
 
-
-def _block_log_p(xb: Tensor, m: Tensor, log_sum: Tensor, fill_stats: bool = False) -> Tensor:
-    """:math:`\\log p = (x - m) - \\log\\sum e^{x - m}` for one block.
-
-    ``fill_stats``: first compute ``m`` and ``log_sum`` (written in place)."""
-    if fill_stats:
-        torch.amax(xb, 1, keepdim=True, out=m)
-        shifted = xb - m
-        torch.sum(shifted.exp(), 1, keepdim=True, out=log_sum).log_()
-        return shifted.sub_(log_sum)
-    return (xb - m).sub_(log_sum)
-
-
-def _smoothed(t: Tensor, eps: float, n_classes: int, w: Tensor | None) -> Tensor:
-    """:math:`w_c t'_c` with :math:`t' = (1-\\varepsilon)t + \\varepsilon/C` (in ATen's order)."""
-    if eps:
-        t = t * (1 - eps) + eps / n_classes
-    return t if w is None else t * w
+    @staticmethod
+    def jvp(ctx, input_tangent, target_tangent, weight_tangent, *_):
+        input, target, weight = ctx.saved_tensors
+        eps, c = ctx.eps, _as_ncd(input).shape[1]
+        dtype = opmath(input.dtype, target.dtype, *([] if weight is None else [weight.dtype]))
+        x, w = upcast(_as_ncd(input), dtype), _class_view(upcast(weight, dtype))
+        log_p = log_probabilities(x, 1)
+        t_s = passes.smoothed(_as_ncd(target), eps, c, dtype)  # t'
+        wt = t_s if w is None else t_s * w
+        terms = torch.zeros_like(log_p)
+        if input_tangent is not None:  # (p Q - w t') . dx
+            terms = terms + (log_p.exp() * wt.sum(1, keepdim=True) - wt) \
+                * upcast(_as_ncd(input_tangent), dtype)
+        if target_tangent is not None:  # -(1 - eps) w log p . dt
+            g_t = log_p * -(1 - eps) * (1 if w is None else w)
+            terms = terms + g_t * upcast(_as_ncd(target_tangent), dtype)
+        if weight_tangent is not None:  # -t' log p . dw
+            terms = terms - t_s * log_p * _class_view(upcast(weight_tangent, dtype))
+        n, _, d = log_p.shape
+        loss = reduce(terms.sum(1, keepdim=True), ctx.reduction, n * d)
+        loss = loss.reshape(_row_shape(input)) if ctx.reduction == "none" else loss
+        dtypes = [input.dtype, target.dtype] + ([] if weight is None else [weight.dtype])
+        return rounded(loss, *dtypes), None, None
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
@@ -341,9 +360,10 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     See :class:`NLLLossFunction` for the gradient.
     """
     reduction = _reduction.resolve(size_average, reduce, reduction)
+    (input, target, weight), _ = _autocast.cast("nll_loss", input, target, weight)
     check_class_target("nll_loss", input, target, weight, ignore_index)
     require_floating("input", "nll_loss", input, complex_ok=False)
-    return NLLLossFunction.apply(input, target, weight, reduction, ignore_index)
+    return apply(NLLLossFunction, input, target, weight, reduction, ignore_index)
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
@@ -388,6 +408,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     See :class:`CrossEntropyFunction` and :class:`SoftCrossEntropyFunction` for the gradients.
     """
     reduction = _reduction.resolve(size_average, reduce, reduction)
+    (input, target, weight), _ = _autocast.cast("cross_entropy_loss", input, target, weight)
     shapes = f"input of shape {tuple(input.shape)}, target of shape {tuple(target.shape)}"
     eps = float(label_smoothing) if label_smoothing > 0.0 else 0.0  # torch: eps <= 0, nan: none
     if eps > 1.0:
@@ -396,7 +417,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     if input.shape == target.shape:  # same shape: class probabilities
         check_probability_target(input, target, weight, ignore_index, shapes)
         check_class_dim(input, shapes)
-        return SoftCrossEntropyFunction.apply(input, target, weight, reduction, eps)[0]
+        return apply(SoftCrossEntropyFunction, input, target, weight, reduction, eps)[0]
     check_class_dim(input, shapes)
     check_class_target("cross_entropy", input, target, weight, ignore_index)
     if eps and reduction == "none" and input.dim() == 1 and target.dim() == 1:
@@ -407,4 +428,4 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     if eps and weight is not None and weight.dim() != 1:
         raise RuntimeError(f"cross_entropy: label_smoothing needs a 1-d weight of shape "
                            f"({input.shape[1]},), got weight of shape {tuple(weight.shape)}")
-    return CrossEntropyFunction.apply(input, target, weight, reduction, ignore_index, eps)[0]
+    return apply(CrossEntropyFunction, input, target, weight, reduction, ignore_index, eps)[0]

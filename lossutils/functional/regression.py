@@ -10,16 +10,16 @@ Defined in :doc:`/chapters/04_loss_family`.
 
 from __future__ import annotations
 
-import numbers
+import functools
 
 import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from .._autograd import once_differentiable
+from .._autograd import apply, transformable
 from .._checks import broadcast_pair, dtype_name, warn_size_mismatch
+from .._precision import rounded, upcast
 from .._reduction import (
-    INVALID_MODE,
     check_reduction,
     legacy_or,
     reduce,
@@ -27,12 +27,20 @@ from .._reduction import (
     reduction_grad,
     sum_to_shape,
 )
+from ._regression_checks import (
+    autocast_args,
+    check_weight_shape,
+    check_weighted_reduction,
+    real_scalar,
+    refuse_bool,
+    require_real_floating,
+)
 
 __all__ = ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss"]
 
 
 # ----------------------------------------------------------------------------
-# Shared pieces: weighting, reduction and the backward skeleton
+# Shared pieces: weighting, reduction, the backward and jvp skeletons
 # ----------------------------------------------------------------------------
 
 
@@ -49,9 +57,21 @@ def _weighted_reduce(loss: Tensor, weight: Tensor | None, reduction: str,
     return reduce(loss * weight, reduction, weight.sum() if mean_by_weight else None)
 
 
+def _in_opmath(forward):
+    """A ``forward`` whose float16/bfloat16 tensors are computed in float32 (torch's kernels
+    compute elementwise there and its reductions accumulate there), the loss rounded once."""
+    @functools.wraps(forward)
+    def wrapper(input, target, weight, reduction, *params):
+        out = forward(upcast(input), upcast(target), upcast(weight), reduction, *params)
+        return rounded(out, input.dtype, *([] if weight is None else [weight.dtype]))
+
+    return staticmethod(wrapper)
+
+
 def _save(ctx, inputs, output) -> None:
     input, target, weight, reduction, *params = inputs
     ctx.save_for_backward(input, target, weight, output)
+    ctx.save_for_forward(input, target, weight, output)
     ctx.reduction = reduction
     ctx.params = params
 
@@ -71,8 +91,14 @@ def _residual_backward(ctx, grad_output: Tensor, loss_fn, slope_fn, mean_by_weig
     where :math:`n \to k` runs over the broadcast copies of :math:`w_k`; the
     :math:`-L` term appears only when ``mean`` divides by :math:`\sum_m w_m`,
     because that denominator depends on :math:`w_k` too.
+
+    Written in differentiable ops (out of place), so that under ``create_graph=True``
+    autograd records it: the second derivative is this formula's derivative, through
+    ``input``, ``target``, ``weight``, the saved output :math:`L` and ``grad_output``.
+    The slopes are piecewise smooth: their derivative is torch's almost everywhere.
     """
-    input, target, weight, output = ctx.saved_tensors
+    input, target, weight, output = (upcast(t) for t in ctx.saved_tensors)  # float32 for halves
+    grad_output = upcast(grad_output)  # (autograd rounds the gradients to the inputs' dtypes)
     diff = input - target
     slope = slope_fn(diff, *ctx.params)
     no_params = (None for _ in ctx.params)
@@ -84,11 +110,34 @@ def _residual_backward(ctx, grad_output: Tensor, loss_fn, slope_fn, mean_by_weig
     g = slope * weight * scale
     grad_weight = None
     if ctx.needs_input_grad[2]:
-        loss = loss_fn(diff, *ctx.params)
-        grad_weight = sum_to_shape(loss * scale, weight.shape)
+        grad_weight = sum_to_shape(loss_fn(diff, *ctx.params) * scale, weight.shape)
         if ctx.reduction == "mean" and mean_by_weight:
             grad_weight = grad_weight - output * scale
     return (g, -g, grad_weight, None, *no_params)
+
+
+def _residual_jvp(ctx, tangents, loss_fn, slope_fn, mean_by_weight: bool = True):
+    r"""Forward mode: the tangent of :math:`L` for tangents :math:`\dot x, \dot y, \dot w`:
+    the reduction of :math:`w_n s_n (\dot x_n - \dot y_n) + \dot w_n \ell(d_n)`, and for a
+    ``mean`` over :math:`\sum_m w_m`, :math:`(\sum_n \dots - L \sum_m \dot w_m) / \sum_m w_m`.
+    A tangent that is ``None`` is zero."""
+    input, target, weight, output = ctx.saved_tensors
+    t_x, t_y, t_w = tangents[:3]
+    diff = upcast(input) - upcast(target)
+    lin = torch.zeros_like(diff)
+    if t_x is not None:
+        lin = lin + upcast(t_x)
+    if t_y is not None:
+        lin = lin - upcast(t_y)
+    lin = slope_fn(diff, *ctx.params) * lin
+    if weight is None:
+        return rounded(reduce(lin, ctx.reduction), output.dtype)
+    w = upcast(weight)
+    terms = lin * w if t_w is None else lin * w + loss_fn(diff, *ctx.params) * upcast(t_w)
+    if ctx.reduction == "mean" and mean_by_weight:
+        out = terms.sum() if t_w is None else terms.sum() - upcast(output) * upcast(t_w).sum()
+        return rounded(out / w.sum(), output.dtype)
+    return rounded(reduce(terms, ctx.reduction), output.dtype)
 
 
 # ----------------------------------------------------------------------------
@@ -133,6 +182,7 @@ def _huber_slope(d: Tensor, delta: float) -> Tensor:
     return d.clamp(-delta, delta)
 
 
+@transformable
 class L1LossFunction(Function):
     r"""Mean absolute error.
 
@@ -146,18 +196,22 @@ class L1LossFunction(Function):
     ``mean`` divides by :math:`N`, or by :math:`\sum_n w_n` with weights.
     """
 
-    @staticmethod
+    @_in_opmath
     def forward(input, target, weight, reduction):
         return _weighted_reduce(_l1(input - target), weight, reduction, mean_by_weight=True)
 
     setup_context = staticmethod(_save)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
         return _residual_backward(ctx, grad_output, _l1, _l1_slope)
 
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return _residual_jvp(ctx, tangents, _l1, _l1_slope)
 
+
+@transformable
 class MSELossFunction(Function):
     r"""Mean squared error.
 
@@ -171,18 +225,22 @@ class MSELossFunction(Function):
     gradient w.r.t. :math:`w_n` is then :math:`(d_n^2 - L) / \sum_m w_m`.
     """
 
-    @staticmethod
+    @_in_opmath
     def forward(input, target, weight, reduction):
         return _weighted_reduce(_squared(input - target), weight, reduction, mean_by_weight=True)
 
     setup_context = staticmethod(_save)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
         return _residual_backward(ctx, grad_output, _squared, _squared_slope)
 
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return _residual_jvp(ctx, tangents, _squared, _squared_slope)
 
+
+@transformable
 class SmoothL1LossFunction(Function):
     r"""Smooth L1: quadratic for :math:`|d_n| < \beta`, linear (slope 1) outside.
 
@@ -197,7 +255,7 @@ class SmoothL1LossFunction(Function):
     handled by :class:`L1LossFunction`, since :math:`d/\beta` is then 0/0).
     """
 
-    @staticmethod
+    @_in_opmath
     def forward(input, target, weight, reduction, beta):
         loss = _smooth_l1(input - target, beta)
         return _weighted_reduce(loss, weight, reduction, mean_by_weight=True)
@@ -205,11 +263,15 @@ class SmoothL1LossFunction(Function):
     setup_context = staticmethod(_save)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
         return _residual_backward(ctx, grad_output, _smooth_l1, _smooth_l1_slope)
 
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return _residual_jvp(ctx, tangents, _smooth_l1, _smooth_l1_slope)
 
+
+@transformable
 class HuberLossFunction(Function):
     r"""Huber: quadratic for :math:`|d_n| < \delta`, linear with slope :math:`\delta` outside.
 
@@ -226,9 +288,9 @@ class HuberLossFunction(Function):
     promote its output), so ``out_dtype`` is applied before weighting.
     """
 
-    @staticmethod
+    @_in_opmath
     def forward(input, target, weight, reduction, delta, out_dtype):
-        loss = _huber(input - target, delta).to(out_dtype)
+        loss = _huber(input - target, delta).to(out_dtype)  # rounded as torch's kernel rounds it
         return _weighted_reduce(loss, weight, reduction, mean_by_weight=False)
 
     @staticmethod
@@ -236,51 +298,13 @@ class HuberLossFunction(Function):
         _save(ctx, inputs[:-1], output)  # out_dtype is no parameter of the loss
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
         grads = _residual_backward(ctx, grad_output, _huber, _huber_slope, mean_by_weight=False)
         return (*grads, None)  # out_dtype
 
-
-# ----------------------------------------------------------------------------
-# Argument checks shared by the wrappers
-# ----------------------------------------------------------------------------
-
-
-def _require_real_floating(op: str, kernel: str, dtype: torch.dtype) -> None:
-    """torch's MSE/SmoothL1/Huber kernels exist for real floating dtypes only."""
-    if not dtype.is_floating_point:
-        raise NotImplementedError(
-            f'"{kernel}" not implemented for {dtype_name(dtype)!r}: {op} needs floating-point '
-            f"input and target, and they promote to {dtype}"
-        )
-
-
-def _real_scalar(op: str, name: str, value) -> float:
-    """torch parses ``beta``/``delta`` as a C++ double: numbers and 0-dim tensors only."""
-    if isinstance(value, Tensor):
-        if value.dim() == 0 and not value.is_complex():
-            return value.item()
-    elif isinstance(value, numbers.Real):
-        return value
-    shape = f" of shape {tuple(value.shape)}" if isinstance(value, Tensor) else ""
-    raise TypeError(f"{op}(): argument '{name}' must be a real number (float), "
-                    f"got {type(value).__name__}{shape}")
-
-
-def _check_weight_shape(weight: Tensor, shape: torch.Size, op: str) -> None:
-    """torch compares ``weight`` with ``input``'s own size, before broadcasting against
-    ``target``."""
-    if weight.size() != shape:
-        raise ValueError(
-            f"Weights and input must have the same size: {op} got weight of shape "
-            f"{tuple(weight.shape)} and input of shape {tuple(shape)}."
-        )
-
-
-def _check_weighted_reduction(reduction: str) -> str:
-    # torch's weighted branch compares the string itself: no 'elementwise_mean' alias there.
-    return check_reduction(reduction, accept_deprecated=False, message=INVALID_MODE)
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return _residual_jvp(ctx, tangents, _huber, _huber_slope, mean_by_weight=False)
 
 
 # ----------------------------------------------------------------------------
@@ -302,25 +326,31 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     """
     warn_size_mismatch(input, target)
     reduction = legacy_or(size_average, reduce, reduction)
-    shape = input.shape
+    shape, dtypes = input.shape, (input.dtype, target.dtype)
+    input, target, weight = autocast_args("l1_loss", input, target, weight, reduction)
     input, target = broadcast_pair(input, target)
     if weight is not None:
-        _check_weight_shape(weight, shape, "l1_loss")
-    return _l1_branch(input, target, weight, reduction, "l1_loss")
+        check_weight_shape(weight, shape, "l1_loss")
+    return _l1_branch(input, target, weight, reduction, "l1_loss", dtypes)
 
 
-def _l1_branch(input, target, weight, reduction, op):
-    """The L1 branch shared with ``smooth_l1_loss(beta=0)``."""
+def _l1_branch(input, target, weight, reduction, op, dtypes):
+    """The L1 branch shared with ``smooth_l1_loss(beta=0)``; ``dtypes`` are the arguments'
+    own, before promotion (torch's subtraction refuses a bool among them)."""
     if weight is not None:
-        _check_weighted_reduction(reduction)
+        if torch.bool in dtypes:  # the weighted branch subtracts before it checks reduction
+            refuse_bool(op, *dtypes)
+        check_weighted_reduction(reduction)
     else:
         reduction = check_reduction(reduction)
+        if torch.bool in dtypes:
+            refuse_bool(op, *dtypes)
         if reduction == "mean" and not (input.is_floating_point() or input.is_complex()):
             raise RuntimeError(
                 f"mean(): could not infer output dtype. {op} with reduction='mean' needs "
                 f"floating-point or complex input/target, got {input.dtype}"
             )
-    return L1LossFunction.apply(input, target, weight, reduction)
+    return apply(L1LossFunction, input, target, weight, reduction)
 
 
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
@@ -337,15 +367,16 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     warn_size_mismatch(input, target)
     reduction = legacy_or(size_average, reduce, reduction)
     shape = input.shape
+    input, target, weight = autocast_args("mse_loss", input, target, weight, reduction)
     input, target = broadcast_pair(input, target)
     if weight is not None:
         # torch's weighted branch is plain tensor arithmetic: any dtype pow() and mul() accept.
-        _check_weight_shape(weight, shape, "mse_loss")
-        _check_weighted_reduction(reduction)
+        check_weight_shape(weight, shape, "mse_loss")
+        check_weighted_reduction(reduction)
     else:
         reduction = check_reduction(reduction)
-        _require_real_floating("mse_loss", "mse_cpu", input.dtype)
-    return MSELossFunction.apply(input, target, weight, reduction)
+        require_real_floating("mse_loss", "mse_cpu", input.dtype)
+    return apply(MSELossFunction, input, target, weight, reduction)
 
 
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
@@ -362,16 +393,19 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     """
     warn_size_mismatch(input, target)
     reduction = legacy_or(size_average, reduce, reduction)
+    dtypes = (input.dtype, target.dtype)
+    input, target, _ = autocast_args("l1_loss" if beta == 0.0 else "smooth_l1_loss", input,
+                                      target, None, reduction)
     input, target = broadcast_pair(input, target)
     if beta == 0.0:
-        return _l1_branch(input, target, None, reduction, "smooth_l1_loss")
+        return _l1_branch(input, target, None, reduction, "smooth_l1_loss", dtypes)
     reduction = check_reduction(reduction)
-    beta = _real_scalar("smooth_l1_loss", "beta", beta)
+    beta = real_scalar("smooth_l1_loss", "beta", beta)
     if not beta >= 0:
         raise RuntimeError(f"smooth_l1_loss does not support negative values for beta: "
                            f"got beta={beta}")
-    _require_real_floating("smooth_l1_loss", "smooth_l1_cpu", input.dtype)
-    return SmoothL1LossFunction.apply(input, target, None, reduction, float(beta))
+    require_real_floating("smooth_l1_loss", "smooth_l1_cpu", input.dtype)
+    return apply(SmoothL1LossFunction, input, target, None, reduction, float(beta))
 
 
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
@@ -387,17 +421,18 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
         tensor([0.1250, 4.0000])
     """
     warn_size_mismatch(input, target)
+    input, target, weight = autocast_args("huber_loss", input, target, weight, reduction)
     shape, out_dtype = input.shape, input.dtype
     input, target = broadcast_pair(input, target)
     if weight is not None:
-        _check_weight_shape(weight, shape, "huber_loss")
+        check_weight_shape(weight, shape, "huber_loss")
     else:
         reduction = check_reduction(reduction)
-    delta = _real_scalar("huber_loss", "delta", delta)
+    delta = real_scalar("huber_loss", "delta", delta)
     if not delta > 0:
         raise RuntimeError(f"huber_loss does not support non-positive values for delta: "
                            f"got delta={delta}")
-    _require_real_floating("huber_loss", "huber_cpu", input.dtype)
+    require_real_floating("huber_loss", "huber_cpu", input.dtype)
     if not out_dtype.is_floating_point:
         raise RuntimeError(
             f"result type {dtype_name(input.dtype)} can't be cast to the desired output type "
@@ -405,5 +440,5 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
             "must be floating-point"
         )
     if weight is not None:
-        _check_weighted_reduction(reduction)
-    return HuberLossFunction.apply(input, target, weight, reduction, float(delta), out_dtype)
+        check_weighted_reduction(reduction)
+    return apply(HuberLossFunction, input, target, weight, reduction, float(delta), out_dtype)

@@ -1,6 +1,7 @@
 """The softmax family: ``softmax`` and ``log_softmax``, and the row statistics they share.
 
-Defined in :doc:`/chapters/03_cross_entropy`.
+Defined in :doc:`/chapters/03_cross_entropy` (forward) and
+:doc:`/chapters/03_1_backward` (backward).
 
 Both subtract the maximum along ``dim`` before exponentiating, so no
 ``exp`` ever overflows: :math:`\\operatorname{lse}(x) = m + \\log \\sum_j e^{x_j - m}`
@@ -12,23 +13,38 @@ with :math:`m = \\max_j x_j`. The log-softmax is formed as
 
 from __future__ import annotations
 
+import operator
 import warnings
 
 import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from .._autograd import once_differentiable
+from .. import _autocast
+from .._autograd import apply, transformable
 from .._checks import dtype_name
+from .._precision import opmath, upcast
 
 __all__ = ["softmax", "log_softmax"]
 
 
 def shifted_log_sum_exp(x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
     r"""The two halves of the log-sum-exp along ``dim`` (kept, size 1):
-    :math:`m = \max x` and :math:`\log\sum e^{x - m}`."""
+    :math:`m = \max x` and :math:`\log\sum e^{x - m}`. For the fast paths: the sum is
+    formed in place in a fresh tensor, so nothing records it."""
     m = x.amax(dim, keepdim=True)
     return m, (x - m).exp_().sum(dim, keepdim=True).log_()
+
+
+def log_probabilities(x: Tensor, dim: int) -> Tensor:
+    r""":math:`(x - m) - \log\sum e^{x - m}` in differentiable ops, for backward formulas
+    that must themselves be differentiated (and for ``torch.func`` transforms).
+
+    :math:`m` is detached: the log-sum-exp does not depend on it (its derivative in
+    :math:`m` is :math:`1 - \sum_j p_j = 0`), so autograd's derivative of this
+    expression is the exact one, :math:`\partial/\partial x_i = e_i - p`, at every order."""
+    shifted = x - x.amax(dim, keepdim=True).detach()
+    return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
 
 def _implicit_dim(name: str, ndim: int, stacklevel: int) -> int:
@@ -43,18 +59,34 @@ def _implicit_dim(name: str, ndim: int, stacklevel: int) -> int:
     return 0 if ndim in (0, 1, 3) else 1
 
 
+def _as_int(name: str, dim) -> int:
+    """``dim`` as torch's argument parser reads an int: Python and NumPy integers and
+    0-d integer tensors (through ``__index__``); never a bool, a float or a 1-d tensor."""
+    is_bool = isinstance(dim, bool) or type(dim).__name__ == "bool" or (
+        isinstance(dim, Tensor) and dim.dtype == torch.bool)
+    if not is_bool and not (isinstance(dim, Tensor) and dim.dim() != 0):
+        try:
+            return operator.index(dim)
+        except TypeError:
+            pass
+    kind = type(dim)
+    kind = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+    raise TypeError(f"{name}(): argument 'dim' must be int, not {kind.replace('torch.', '')}")
+
+
 def _prepare(name: str, input: Tensor, dim, stacklevel: int, dtype) -> tuple[Tensor, int]:
-    """Resolve ``dim`` (torch's warning when it is implicit), check it, apply ``dtype``."""
-    if dim is None:
-        dim = _implicit_dim(name, input.dim(), stacklevel + 1)
-    if isinstance(dim, bool) or not isinstance(dim, int):
-        raise TypeError(f"{name}(): argument 'dim' must be int, not {type(dim).__name__}")
+    """Resolve ``dim`` (torch's warning when it is implicit), check it, apply autocast's
+    policy and ``dtype``."""
+    dim = _implicit_dim(name, input.dim(), stacklevel + 1) if dim is None else _as_int(name, dim)
     lo, hi = -max(input.dim(), 1), max(input.dim(), 1) - 1
     if not lo <= dim <= hi:
         raise IndexError(
             f"{name}(): dim {dim} is out of range for input of shape {tuple(input.shape)} "
             f"(expected to be in range of [{lo}, {hi}])"
         )
+    # CUDA autocast gives softmax and log_softmax dtype=float32 (fp32_set_opt_dtype); CPU
+    # autocast leaves them alone.
+    _, dtype = _autocast.cast(name, input, dtype=dtype)
     if dtype is not None:
         # torch casts before computing; autograd carries the gradient back through the cast.
         input = input.to(dtype)
@@ -66,6 +98,14 @@ def _prepare(name: str, input: Tensor, dim, stacklevel: int, dtype) -> tuple[Ten
     return input, dim
 
 
+def _softmax_vjp(y: Tensor, g: Tensor, dim: int) -> Tensor:
+    """:math:`y (g - \\sum_j g_j y_j)` in float32 for float16/bfloat16 (the Jacobian is
+    symmetric: the same for a cotangent and a tangent)."""
+    y, g = upcast(y), upcast(g, opmath(y.dtype))
+    return y * (g - (g * y).sum(dim, keepdim=True))
+
+
+@transformable
 class SoftmaxFunction(Function):
     r"""Softmax along ``dim``.
 
@@ -74,58 +114,80 @@ class SoftmaxFunction(Function):
         \frac{\partial L}{\partial x_i} = y_i \Big(g_i - \sum_j g_j y_j\Big)
 
     where :math:`g = \partial L / \partial y` and :math:`m = \max_j x_j` (the
-    shift cancels; it only keeps ``exp`` finite). Only the output is saved.
+    shift cancels; it only keeps ``exp`` finite). Only the output is saved. The
+    Jacobian :math:`\operatorname{diag}(y) - y y^\top` is symmetric, so the
+    forward-mode derivative (``jvp``) is the same formula applied to the tangent.
+    float16 and bfloat16 compute in float32 (row sums of 70,000 ones stay finite)
+    and round once, as torch's kernels do.
     """
 
     @staticmethod
     def forward(input, dim):
         if input.numel() == 0:
             return input.clone()
-        e = input - input.amax(dim, keepdim=True)
+        dtype, input = input.dtype, upcast(input)  # float16/bfloat16: computed in float32
+        e = input - input.amax(dim, keepdim=True)  # a fresh tensor: in place from here on
         e.exp_()
-        return e.div_(e.sum(dim, keepdim=True))
+        return e.div_(e.sum(dim, keepdim=True)).to(dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         ctx.dim = inputs[1]
         ctx.save_for_backward(output)
+        ctx.save_for_forward(output)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
         (y,) = ctx.saved_tensors
-        return y * (grad_output - (grad_output * y).sum(ctx.dim, keepdim=True)), None
+        return _softmax_vjp(y, grad_output, ctx.dim), None
+
+    @staticmethod
+    def jvp(ctx, input_tangent, _):
+        (y,) = ctx.saved_tensors
+        return _softmax_vjp(y, input_tangent, ctx.dim).to(y.dtype)
 
 
+@transformable
 class LogSoftmaxFunction(Function):
     r"""Log-softmax along ``dim``.
 
     .. math::
         y_i = (x_i - m) - \log \sum_j e^{x_j - m}, \qquad
-        \frac{\partial L}{\partial x_i} = g_i - e^{y_i} \sum_j g_j
+        \frac{\partial L}{\partial x_i} = g_i - e^{y_i} \sum_j g_j, \qquad
+        \dot y_i = \dot x_i - \sum_j e^{y_j} \dot x_j
 
-    where :math:`g = \partial L / \partial y`: each output depends on every
-    input through the normaliser, whose derivative is the softmax :math:`e^{y}`.
-    Only the output is saved.
+    where :math:`g = \partial L / \partial y` and :math:`\dot x` a tangent: each
+    output depends on every input through the normaliser, whose derivative is the
+    softmax :math:`e^{y}`. Only the output is saved. float16 and bfloat16 compute
+    in float32 and round once.
     """
 
     @staticmethod
     def forward(input, dim):
         if input.numel() == 0:
             return input.clone()
+        dtype, input = input.dtype, upcast(input)  # float16/bfloat16: computed in float32
         m, log_sum = shifted_log_sum_exp(input, dim)
-        return (input - m).sub_(log_sum)
+        return (input - m).sub_(log_sum).to(dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         ctx.dim = inputs[1]
         ctx.save_for_backward(output)
+        ctx.save_for_forward(output)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
         (y,) = ctx.saved_tensors
+        y, grad_output = upcast(y), upcast(grad_output, opmath(y.dtype))
+        # (in float32 for float16/bfloat16; autograd rounds it to the input's dtype)
         return grad_output - y.exp() * grad_output.sum(ctx.dim, keepdim=True), None
+
+    @staticmethod
+    def jvp(ctx, input_tangent, _):
+        (y,) = ctx.saved_tensors
+        p, t = upcast(y).exp(), upcast(input_tangent, opmath(y.dtype))
+        return (t - (p * t).sum(ctx.dim, keepdim=True)).to(y.dtype)
 
 
 def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
@@ -150,7 +212,7 @@ def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
     See :class:`SoftmaxFunction` for the gradient.
     """
     input, dim = _prepare("softmax", input, dim, _stacklevel, dtype)
-    return SoftmaxFunction.apply(input, dim)
+    return apply(SoftmaxFunction, input, dim)
 
 
 def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
@@ -174,5 +236,5 @@ def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
     See :class:`LogSoftmaxFunction` for the gradient.
     """
     input, dim = _prepare("log_softmax", input, dim, _stacklevel, dtype)
-    return LogSoftmaxFunction.apply(input, dim)
+    return apply(LogSoftmaxFunction, input, dim)
 

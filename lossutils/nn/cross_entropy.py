@@ -1,6 +1,6 @@
 """Module classes of the cross-entropy family: ``NLLLoss`` and ``CrossEntropyLoss``.
 
-Defined in :doc:`/chapters/03_cross_entropy`.
+Defined in :doc:`/chapters/03_1_backward`, options in :doc:`/chapters/03_3_in_practice`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Module classes of the softmax family: ``Softmax`` and ``LogSoftmax``.
+"""Module classes of the softmax family: ``Softmax``, ``LogSoftmax`` and ``Softmax2d``.
 
-Defined in :doc:`/chapters/03_cross_entropy`.
+Defined in :doc:`/chapters/03_cross_entropy` (forward) and
+:doc:`/chapters/03_1_backward` (backward).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from torch import Tensor, nn
 
 from ..functional import log_softmax, softmax
 
-__all__ = ["Softmax", "LogSoftmax"]
+__all__ = ["Softmax", "LogSoftmax", "Softmax2d"]
 
 
 class _DimModule(nn.Module):
@@ -75,3 +76,34 @@ class LogSoftmax(_DimModule):
 
     def forward(self, input: Tensor) -> Tensor:
         return log_softmax(input, self.dim, _stacklevel=5)
+
+
+class Softmax2d(nn.Module):
+    r"""Softmax over the channels at every spatial location of an image.
+
+    .. math:: \operatorname{Softmax2d}(x)_{c,h,w} = \frac{\exp(x_{c,h,w})}{\sum_k \exp(x_{k,h,w})}
+
+    The channel dimension is ``-3`` of a :math:`(C, H, W)` or :math:`(N, C, H, W)`
+    input; any other number of dimensions is refused with torch's ``ValueError``.
+
+    Args:
+        none: the dimension is always the channels' (``dim=-3``).
+
+    Shape:
+        input :math:`(N, C, H, W)` or :math:`(C, H, W)`, output the same shape.
+
+    Examples:
+        >>> m = Softmax2d()
+        >>> m(torch.tensor([[[0.0]], [[math.log(3.0)]]]))  # (C, H, W) = (2, 1, 1)
+        tensor([[[0.2500]],
+        <BLANKLINE>
+                [[0.7500]]])
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.dim() not in (3, 4):
+            raise ValueError(
+                f"Softmax2d: expected input to be 3D or 4D, got {input.dim()}D instead "
+                f"(input of shape {tuple(input.shape)}; channels are dim -3)"
+            )
+        return softmax(input, -3, _stacklevel=5)

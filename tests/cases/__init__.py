@@ -8,6 +8,14 @@ lossutils in float64, and -- for cases with ``reference=True`` -- the NumPy
 reference forward against torch and its backward against central
 differences. Rejections and extreme inputs have their own tables.
 
+``tests/test_capabilities.py`` runs, for the option sets of every case whose
+``capabilities`` name them: second derivatives (``gradgradcheck`` and double
+backward against torch), every ``torch.func`` transform, CPU autocast and
+float16/bfloat16 against torch and a float64 reference, and (``COMPILE``, for
+the records that ask) ``torch.compile(fullgraph=True)``. A family turns them on
+for all its records with a module constant ``CAPABILITIES = ALL_CAPABILITIES``;
+a family without it (not converted yet) gets none of these tests.
+
 Each family of losses keeps its records in its own file here; this module
 only concatenates them.
 """
@@ -15,7 +23,7 @@ only concatenates them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -59,6 +67,11 @@ class Case:
     # gradcheck differentiates loss(*gradcheck_input(*tensors)) when the loss's
     # gradient is defined for a transformed input (CTC: log-normalised log_probs).
     gradcheck_input: Callable | None = None
+    # Which capability tests run (see CAPABILITY_CHECKS); None: the family's CAPABILITIES.
+    capabilities: frozenset | None = None
+    # check -> why torch itself cannot do it (its test then asserts that torch raises and
+    # that lossutils raises the same exception type). Checks: see CAPABILITY_CHECKS.
+    torch_cannot: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,9 +106,31 @@ class Extreme:
     atol: float = 1e-8
 
 
+# The capabilities a case record can turn on, and the checks each one runs.
+CAPABILITY_CHECKS = {
+    "second": ("gradgradcheck", "second"),  # gradgradcheck; double backward against torch
+    "func": ("grad", "vmap", "jacrev", "jacfwd", "hessian"),  # torch.func against torch
+    "autocast": ("autocast:bfloat16", "autocast:float16"),  # under torch.autocast("cpu")
+    "half": ("half:float16", "half:bfloat16"),  # the dtypes against torch and float64
+    # torch.compile(fullgraph=True): no graph break, same values and gradients. Costly (a
+    # compilation per test): named by the records that need it, not by ALL_CAPABILITIES.
+    "compile": ("compile:eager", "compile:aot_eager"),
+}
+ALL_CAPABILITIES = frozenset(CAPABILITY_CHECKS) - {"compile"}
+COMPILE = ALL_CAPABILITIES | {"compile"}
+
 from . import binary, ctc, linear_cross_entropy, margin, probabilistic, regression, softmax_ce  # noqa: E402
 
 _FAMILIES = (softmax_ce, regression, binary, probabilistic, margin, ctc, linear_cross_entropy)
-CASES: list[Case] = [c for f in _FAMILIES for c in getattr(f, "CASES", [])]
+
+
+def _with_family_capabilities(case: Case, family) -> Case:
+    if case.capabilities is not None:
+        return case
+    return replace(case, capabilities=frozenset(getattr(family, "CAPABILITIES", ())))
+
+
+CASES: list[Case] = [_with_family_capabilities(c, f) for f in _FAMILIES
+                     for c in getattr(f, "CASES", [])]
 REJECTIONS: list[Rejection] = [r for f in _FAMILIES for r in getattr(f, "REJECTIONS", [])]
 EXTREMES: list[Extreme] = [e for f in _FAMILIES for e in getattr(f, "EXTREMES", [])]

@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 
 from strategies import LEGACY, REDUCTIONS, broadcastable, grid, shapes
 
-from . import Case, Extreme, Rejection
+from . import ALL_CAPABILITIES, Case, Extreme, Rejection
+
+# second derivatives, torch.func, autocast and half precision: all converted (issue 16)
+CAPABILITIES = ALL_CAPABILITIES
 
 F64 = torch.float64
 
@@ -164,6 +167,19 @@ REJECTIONS = [
               match="huber_loss returns input's dtype", id="integer-input-float-target"),
     Rejection("l1_loss", lambda: ((torch.arange(3), torch.arange(3)), {}),
               match="l1_loss with reduction='mean' needs floating-point", id="integer-mean"),
+    # l1 subtracts first, and torch's subtraction refuses bool tensors
+    *(Rejection(name, lambda a=a, b=b, kw=kw: ((a(), b()), dict(kw)),
+                match=rf"Subtraction, the `-` operator, with {words}.*target of dtype {t}",
+                id=f"bool-{which}{'-weighted' if 'weight' in kw else ''}")
+      for name, kw in (("l1_loss", {}), ("l1_loss", {"weight": torch.ones(3)}),
+                       ("smooth_l1_loss", {"beta": 0.0}))
+      for a, b, which, words, t in (
+          (lambda: torch.randn(3), lambda: torch.tensor([True, False, True]), "target",
+           "a bool tensor", "torch.bool"),
+          (lambda: torch.tensor([True, False, True]), lambda: torch.randn(3), "input",
+           "a bool tensor", "torch.float32"),
+          (lambda: torch.tensor([True, False, True]), lambda: torch.tensor([False] * 3), "both",
+           "two bool tensors", "torch.bool"))),
 ]
 
 

@@ -3,12 +3,16 @@ cross_entropy."""
 
 import math
 
+import numpy as np
 import torch
 from hypothesis import strategies as st
 
 from strategies import LEGACY, REDUCTIONS, grid
 
-from . import Case, Extreme, Rejection
+from . import ALL_CAPABILITIES, COMPILE, Case, Extreme, Rejection
+
+# second derivatives, torch.func, autocast and half precision: all converted (issue 16)
+CAPABILITIES = ALL_CAPABILITIES
 
 INF = math.inf
 
@@ -38,7 +42,15 @@ def _softmax_cases(name, module):
         # result held to float64's tolerances, or gradcheck through a float32 cast, cannot pass.
         Case(name, _logits, [dict(dim=-1, dtype=torch.float64), dict(dim=0, dtype=torch.float64)],
              examples=4, dtypes=(torch.float32,)),
+        # torch's argument parser reads dim through __index__: NumPy integers, 0-d integer tensors
+        Case(name, _logits, [dict(dim=np.int64(0)), dict(dim=torch.tensor(-1))], examples=2),
     ]
+
+
+def _images(draw, options):
+    """(C, H, W) or (N, C, H, W), sides 1..3: what Softmax2d takes."""
+    shape = tuple(draw(st.integers(1, 3)) for _ in range(draw(st.integers(3, 4))))
+    return (draw.randn(*shape, scale=3.0),), {}
 
 
 # ------------------------------------------------------------------ class-index targets
@@ -112,12 +124,16 @@ CE_EDGES = [dict(reduction="mean", label_smoothing=1.0),
 CASES = [
     *_softmax_cases("softmax", "Softmax"),
     *_softmax_cases("log_softmax", "LogSoftmax"),
+    # Softmax2d is softmax over dim -3 (the channels) of a 3-d or 4-d input
+    Case("softmax", _images, [dict(dim=-3)], module="Softmax2d", module_options=lambda o: {},
+         examples=3),
     *_class_cases("nll_loss", "NLLLoss",
                   grid(reduction=REDUCTIONS) + [dict(reduction="mean", ignore_index=1)],
-                  grid(reduction=REDUCTIONS, ignore_index=[1]), examples=4),
+                  grid(reduction=REDUCTIONS, ignore_index=[1]), examples=4, capabilities=COMPILE),
     Case("nll_loss", _class_index_sample(False), [dict(size_average=False), dict(reduce=False)],
          module="NLLLoss", examples=2),
-    *_class_cases("cross_entropy", "CrossEntropyLoss", CE_OPTIONS, CE_WEIGHTED, examples=4),
+    *_class_cases("cross_entropy", "CrossEntropyLoss", CE_OPTIONS, CE_WEIGHTED, examples=4,
+                  capabilities=COMPILE),
     *_class_cases("cross_entropy", "CrossEntropyLoss", CE_EDGES, CE_EDGES, examples=3),
     Case("cross_entropy", _class_index_sample(False),
          list(LEGACY) + [dict(reduction="elementwise_mean")],
@@ -126,12 +142,13 @@ CASES = [
     Case("cross_entropy", _probability_sample(False),
          grid(reduction=REDUCTIONS, label_smoothing=[0.0, 0.2]),
          module="CrossEntropyLoss", grad=(0, 1), reference=True, examples=4,
-         id_options=_prob_label(False)),
+         id_options=_prob_label(False), capabilities=COMPILE),
     # (the module test differentiates positional arguments only: the weight is a constructor
     # argument)
     Case("cross_entropy", _probability_sample(True),
          grid(reduction=REDUCTIONS, label_smoothing=[0.2]),
-         grad=(0, 1, "weight"), reference=True, examples=4, id_options=_prob_label(True)),
+         grad=(0, 1, "weight"), reference=True, examples=4, id_options=_prob_label(True),
+         capabilities=COMPILE),
     Case("cross_entropy", _probability_sample(True), [dict(reduction="mean")],
          module="CrossEntropyLoss", grad=(0, 1), examples=2, id_options=_prob_label(True)),
 ]
@@ -241,6 +258,28 @@ REJECTIONS = [
       "integer-input"),
     R("log_softmax", lambda: ((torch.randn(3),), {"dim": "a"}),
       r"argument 'dim' must be int, not str", "dim-str"),
+    R("softmax", lambda: ((torch.randn(2, 3),), {"dim": torch.tensor([1])}),
+      r"argument 'dim' must be int, not Tensor", "dim-1d-tensor"),
+    R("log_softmax", lambda: ((torch.randn(2, 3),), {"dim": torch.tensor(True)}),
+      r"argument 'dim' must be int, not Tensor", "dim-bool-tensor"),
+    R("softmax", lambda: ((torch.randn(2, 3),), {"dim": np.bool_(True)}),
+      r"argument 'dim' must be int, not numpy.bool", "dim-numpy-bool"),
+    R("softmax", lambda: ((torch.randn(2, 3),), {"dim": 1.0}),
+      r"argument 'dim' must be int, not float", "dim-float"),
+    # Softmax2d refuses a 2-d input (and softmax over its dim 2 is out of range)
+    R("softmax", lambda: ((torch.randn(2, 3),), {"dim": 2}),
+      r"dim 2 is out of range|Softmax2d: expected input to be 3D or 4D, got 2D instead "
+      r"\(input of shape \(2, 3\)", "softmax2d-2d-input", module="Softmax2d"),
+    # a weight that requires grad: torch's nll_loss has no derivative for it
+    *(R(name, _ce(input, target, weight=torch.rand(c, requires_grad=True), **kw),
+        rf"The function '{op}' is not differentiable with respect to argument 'weight'",
+        f"weight-requires-grad-{input.dim()}d{'-smoothing' if kw else ''}")
+      for name, kw in (("nll_loss", {}), ("cross_entropy", {}),
+                       ("cross_entropy", {"label_smoothing": 0.1}))
+      for input, target, c, op in (
+          (X, T, 5, "nll_loss_forward"),
+          (torch.randn(2, 3, 4, 4), torch.zeros(2, 4, 4, dtype=torch.long), 3,
+           "nll_loss2d_forward"))),
 ]
 
 
@@ -312,4 +351,16 @@ EXTREMES = [
     Extreme("softmax", _e(torch.tensor([[INF, 0.0, 1.0]])), "softmax-pos-inf-is-nan",
             options=dict(dim=1)),
     Extreme("softmax", _e(torch.empty(3, 0)), "softmax-empty-dim", options=dict(dim=1)),
+    # float16 and bfloat16 sum in float32, as torch's kernels do: 70,000 ones pass 65504
+    Extreme("softmax", _e(torch.zeros(70_000, dtype=torch.float16)), "float16-70000-equal-logits",
+            options=dict(dim=0), rtol=0, atol=0),
+    Extreme("softmax", _e(torch.zeros(2, 70_000, dtype=torch.bfloat16)),
+            "bfloat16-70000-equal-logits", options=dict(dim=1), rtol=0, atol=0),
+    # float32 logits, bfloat16 probabilities: the target's row sum is formed in float32
+    Extreme("cross_entropy",
+            _e(torch.randn(6, 50, generator=torch.Generator().manual_seed(4)) * 3,
+               torch.softmax(torch.randn(6, 50, generator=torch.Generator().manual_seed(5)), 1)
+               .to(torch.bfloat16)),
+            "float32-logits-bfloat16-probabilities", options=dict(label_smoothing=0.1),
+            grad=(0, 1)),
 ]

@@ -1,0 +1,35 @@
+"""Data-dependent input checks under torch.func transforms and torch.compile.
+
+A class index out of range is found by looking at the values: under ``vmap``
+lossutils reads them beneath the batch wrapper (every sample at once) and
+raises torch's ``IndexError``; while ``torch.compile`` traces, the check becomes
+an assertion in the graph (no graph break) that raises when the graph runs.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import lossutils.functional as LF
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+def test_vmap_checks_every_sample_once(name):
+    x = torch.randn(3, 4, 5)
+    good = torch.randint(0, 5, (3, 4))
+    assert torch.func.vmap(getattr(LF, name))(x, good).shape == (3,)
+    bad = good.clone()
+    bad[2, 1] = 7  # the third sample only
+    with pytest.raises(IndexError, match=r"Target 7 is out of bounds.*\[0, 4\]"):
+        torch.func.vmap(getattr(LF, name))(x, bad)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+def test_compiled_check_asserts_in_the_graph(name):
+    torch._dynamo.reset()
+    loss = torch.compile(getattr(LF, name), fullgraph=True, backend="aot_eager")
+    x = torch.randn(4, 5, requires_grad=True)
+    assert loss(x, torch.tensor([0, 1, 4, -100])).requires_grad
+    with pytest.raises(RuntimeError, match=rf"{name}: a class index is out of bounds \[0, 4\]"):
+        loss(x, torch.tensor([0, 1, 5, 2]))
