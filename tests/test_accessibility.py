@@ -1,22 +1,43 @@
-"""Accessibility checks that need no browser: the vendored axe-core is the pinned
-release and never ships with the site, and every image of the built site has
-real alt text. (axe-core itself runs on every page, in both colour modes, in
-test_browser.py.)"""
+"""Accessibility checks that need no browser: axe-core is installed from npm at
+the pinned release, unmodified, and never ships with the site; every image of
+the built site has real alt text. (axe-core itself runs on every page, in both
+colour modes, in test_browser.py.)"""
 
 from __future__ import annotations
 
 import html.parser
+import json
+import re
 
 import pytest
 
-from accessibility import AXE_DIR, AXE_VERSION, alt_problem, axe_source, drifted
+from accessibility import (
+    AXE_DIR,
+    AXE_PACKAGE,
+    alt_problem,
+    pinned_version,
+    published_sri,
+    require_axe,
+    sri,
+)
 from browser import pages
 
 
-def test_vendored_axe_is_the_pinned_release():
-    assert drifted() == [], "tests/vendor/axe-core changed: see its README.md to update"
-    assert axe_source().startswith(f"/*! axe v{AXE_VERSION}\n")
-    assert f"axe-core@{AXE_VERSION}" in (AXE_DIR / "README.md").read_text()
+def test_axe_is_pinned_to_one_release():
+    """An exact version in package.json, the same in the lock, with npm's sha512 there."""
+    wanted = json.loads((AXE_DIR / "package.json").read_text())["devDependencies"]["axe-core"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", wanted), f"axe-core {wanted!r} is a range, not a pin"
+    lock = json.loads((AXE_DIR / "package-lock.json").read_text())["packages"]
+    assert lock["node_modules/axe-core"]["integrity"].startswith("sha512-")
+    assert pinned_version() == wanted
+    assert set(lock) == {"", "node_modules/axe-core"}, "axe-core alone, nothing else from npm"
+
+
+def test_installed_axe_is_the_pinned_release_unmodified():
+    source = require_axe()
+    version = pinned_version()
+    assert source.startswith(f"/*! axe v{version}\n")
+    assert sri((AXE_PACKAGE / "axe.min.js").read_bytes()) == published_sri(version)
 
 
 @pytest.fixture(scope="module")
