@@ -4,6 +4,16 @@ r"""Multi-class hinges: ``multi_margin_loss`` (one right class) and ``multilabel
 Both mirror torch's C++ kernels, which exist for float32 and float64 only,
 take a ``(C)`` or ``(N, C)`` input with class-index targets, and test the
 hinge :math:`z > 0` *strictly* (so a NaN score adds nothing to the loss).
+Each hinge term is formed as torch forms it,
+:math:`z = (\text{margin} - x_{\text{right}}) + x_i`, so the terms are torch's to
+the last bit; only the order of the sums differs.
+
+In the usual ``loss.backward()`` the gradient is built in place in one buffer
+(:func:`~lossutils._autograd.fast_path`); under ``torch.func`` transforms the
+same formulas run out of place. torch has no second derivative and no
+forward-mode derivative of either loss, so neither has lossutils
+(:mod:`lossutils._first_order`): ``gradgradcheck``, double backward,
+``jvp``, ``jacfwd`` and ``hessian`` raise torch's errors.
 
 Defined in :doc:`/chapters/04_1_margins_and_likelihoods`.
 """
@@ -14,52 +24,44 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from .._autograd import once_differentiable
+from .. import _autocast
+from .._autograd import apply, fast_path, has_values, plain, transformable, unwrap
 from .._checks import dtype_name, refuse_grad
-from .._reduction import reduce, reduction_grad, resolve
+from .._first_order import first_order, no_forward_mode
+from .._reduction import reduce, resolve
+from . import _label_lists as label_lists
+from ._multi_margin_checks import (
+    check_class_range,
+    frames,
+    require_class_indices,
+    require_float_kernel,
+)
 
 __all__ = ["multi_margin_loss", "multilabel_margin_loss"]
 
 
-def _require_float_kernel(op: str, kernel: str, input: Tensor) -> None:
-    """The C++ margin kernels exist for float32 and float64 only (``NotImplementedError``)."""
-    if input.dtype not in (torch.float32, torch.float64):
-        raise NotImplementedError(f'"{kernel}" not implemented for {dtype_name(input.dtype)!r}: '
-                                  f"{op} needs a float32 or float64 input, got {input.dtype}")
-
-
-def _require_class_indices(op: str, target: Tensor) -> None:
-    if target.dtype != torch.int64:
-        raise RuntimeError(f"expected scalar type Long but found {dtype_name(target.dtype)}: "
-                           f"{op} needs target to hold class indices as int64, got {target.dtype}")
-
-
-def _frames(op: str, input: Tensor) -> tuple[int, int]:
-    """``(N, C)`` of a 0-d, ``(C)`` or ``(N, C)`` input with ``C > 0``: what the C++ kernels
-    take."""
-    if not (input.dim() == 0 or (input.dim() in (1, 2) and input.size(-1) != 0)):
-        raise RuntimeError(f"Expected non-empty vector or matrix with optional 0-dim batch size, "
-                           f"but got: {list(input.shape)} ({op}: input must be (C) or (N, C) "
-                           f"with C > 0)")
-    if input.dim() <= 1:
-        return 1, input.numel()
-    return input.size(0), input.size(1)
-
-
-def _frame_grad(grad_output: Tensor, reduction: str, frames: int) -> Tensor:
-    """The incoming gradient of each frame's loss, as a column ``(N, 1)`` (or ``(1, 1)``)."""
+def _scale(grad_output: Tensor, reduction: str, n: int, c: int, factor: float = 1.0) -> Tensor:
+    r"""``factor`` times the incoming gradient of each row's *unnormalised* hinge sum: the
+    reduction's factor times :math:`1/C`, a scalar, or a column ``(N, 1)`` for ``'none'``."""
     if reduction == "none":
-        grad_output = grad_output.reshape(-1)
-    return reduction_grad(grad_output, reduction, frames).reshape(-1, 1)
+        return grad_output.reshape(-1, 1) * (factor / c)
+    return grad_output * (factor / (n * c) if reduction == "mean" else factor / c)
 
 
+def _finish(rows: Tensor, reduction: str, c: int, shape) -> Tensor:
+    """Per-row hinge sums divided by :math:`C`, reduced (``'none'``: in the shape torch gives)."""
+    loss = rows / c
+    return loss.reshape(shape) if reduction == "none" else reduce(loss, reduction)
+
+
+@transformable
 class MultiMarginLossFunction(Function):
     r"""Multi-class hinge: every wrong class :math:`i` should score ``margin`` below the right
     one :math:`y`.
 
     .. math::
         l_n = \frac{1}{C}\sum_{i \ne y_n} w_{y_n} \max(0, z_{ni})^p, \qquad
-        z_{ni} = \text{margin} - x_{n y_n} + x_{ni}
+        z_{ni} = (\text{margin} - x_{n y_n}) + x_{ni}
 
     with :math:`p \in \{1, 2\}` and :math:`w = 1` without ``weight``. Writing
     :math:`h_{ni} = w_{y_n} [z_{ni} > 0] \cdot (1 \text{ or } 2 z_{ni}) / C`:
@@ -70,47 +72,79 @@ class MultiMarginLossFunction(Function):
 
     The test is :math:`z > 0` strictly, as in torch's kernel (so a NaN
     score contributes 0). ``mean`` divides by :math:`N`; ``weight`` is not
-    differentiable (torch has no derivative for it).
+    differentiable (torch has no derivative for it), nor is the gradient:
+    torch defines no second or forward-mode derivative of this loss.
+
+    The forward's buffer of :math:`\max(0, z)` (its second output) is kept for
+    the backward, which turns it into the gradient in place: the usual forward
+    and backward allocate one ``N x C`` tensor between them, as torch's do.
     """
 
     @staticmethod
     def forward(input, target, p, margin, weight, reduction):
-        x, y, z, active = MultiMarginLossFunction._margins(input, target, margin)
-        h = z if p == 1 else z * z
+        inplace = plain(input, target, weight)
+        x, y, z = MultiMarginLossFunction._hinges(input, target, margin, inplace)
+        n, c = x.shape
+        if weight is None and reduction != "none":  # one sum over the whole batch
+            total = z.sum() if p == 1 else torch.dot(z.view(-1), z.view(-1))
+            return total / (n * c if reduction == "mean" else c), z
+        rows = z.sum(1) if p == 1 else (z.unsqueeze(1) @ z.unsqueeze(2)).view(n)
         if weight is not None:
-            h = h * weight[y].unsqueeze(1)
-        loss = torch.where(active, h, 0.0).sum(1) / x.size(1)
-        if reduction == "none":
-            return loss.reshape(target.shape)
-        return reduce(loss, reduction)
+            rows = rows * weight[y.view(n)]
+        return _finish(rows, reduction, c, target.shape), z
 
     @staticmethod
-    def _margins(input, target, margin):
+    def _hinges(input, target, margin, inplace):
+        r"""``(x, y, z)``: the rows ``(N, C)``, the right classes ``(N, 1)`` and
+        :math:`\max(0, z_{ni})` with 0 at :math:`i = y_n` and where :math:`z` is NaN (torch
+        tests :math:`z > 0`), built in one fresh buffer when ``inplace`` (``relu_`` then
+        ``nan_to_num_``: two vectorised passes; ``fmax`` is not vectorised on the CPU)."""
         n = target.numel()
         x = input.reshape(n, input.size(-1) if input.dim() else 1)
-        y = target.reshape(n)
-        z = (margin - x.gather(1, y.unsqueeze(1))) + x
-        wrong = torch.arange(x.size(1), device=x.device).unsqueeze(0) != y.unsqueeze(1)
-        return x, y, z, (z > 0) & wrong
+        y = target.reshape(n, 1)
+        if inplace:
+            z = torch.add(x, x.gather(1, y).neg_().add_(margin))  # torch's margin - x_y, + x_i
+            return x, y, z.scatter_(1, y, 0.0).relu_().nan_to_num_(0.0, float("inf"))
+        z = (x + (margin - x.gather(1, y))).scatter(1, y, 0.0)
+        return x, y, torch.fmax(z, x.new_zeros(()))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         input, target, p, margin, weight, reduction = inputs
+        ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(input, target, weight)
         ctx.p, ctx.margin, ctx.reduction = p, margin, reduction
+        # the plain forward's hinge buffer, for the fast backward to consume
+        ctx.hinges = output[1] if plain(output[1]) else None
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output):
+    def backward(ctx, grad_output, _):
+        if grad_output is None:  # the loss itself was not differentiated
+            return None, None, None, None, None, None
         input, target, weight = ctx.saved_tensors
-        x, y, z, active = MultiMarginLossFunction._margins(input, target, ctx.margin)
-        h = torch.ones_like(z) if ctx.p == 1 else 2 * z
+        fast = fast_path(grad_output, input, target, weight)
+        z, ctx.hinges = ctx.hinges, None  # a second backward (retain_graph) recomputes it
+        if fast and z is not None:
+            n, c, y = z.size(0), z.size(1), target.reshape(-1, 1)
+        else:
+            _, y, z = MultiMarginLossFunction._hinges(input, target, ctx.margin, fast)
+            n, c = z.shape
+        scale = _scale(grad_output, ctx.reduction, n, c, float(ctx.p))
         if weight is not None:
-            h = h * weight[y].unsqueeze(1)
-        h = torch.where(active, h, 0.0) / x.size(1)
-        h = h.scatter(1, y.unsqueeze(1), -h.sum(1, keepdim=True))
-        g = _frame_grad(grad_output, ctx.reduction, x.size(0))
-        return (h * g).reshape(input.shape), None, None, None, None, None
+            scale = scale * weight[y]
+        if fast:  # z's buffer becomes the gradient
+            h = (z.gt_(0) if ctx.p == 1 else z).mul_(scale)
+            h.scatter_(1, y, h.sum(1, keepdim=True).neg_())
+        else:
+            h = ((z > 0).to(z.dtype) if ctx.p == 1 else z) * scale
+            h = h.scatter(1, y, -h.sum(1, keepdim=True))
+        return (first_order("multi_margin_loss", h.reshape(input.shape), input, grad_output),
+                None, None, None, None, None)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise no_forward_mode("multi_margin_loss")
 
 
 def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0,
@@ -130,8 +164,9 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     if weight is not None and weight.dim() != 1:
         raise ValueError(f"weight must be one-dimensional: multi_margin_loss got weight of shape "
                          f"{tuple(weight.shape)}")
-    _require_float_kernel("multi_margin_loss", "multi_margin_loss_cpu_kernel", input)
-    n, c = _frames("multi_margin_loss", input)
+    (input, weight), _ = _autocast.cast("multi_margin_loss", input, weight)
+    require_float_kernel("multi_margin_loss", "multi_margin_loss_cpu_kernel", input)
+    n, c = frames("multi_margin_loss", input)
     if target.dim() > 1 or target.numel() != n:
         raise RuntimeError(f"multi_margin_loss: target must be 1-D with one class index per "
                            f"sample: expected target of shape ({n},), got {tuple(target.shape)} "
@@ -139,19 +174,23 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     if weight is not None and weight.numel() != c:
         raise RuntimeError(f"inconsistent weight size, expected {c} but got {list(weight.shape)}: "
                            f"multi_margin_loss needs one weight per class")
-    _require_class_indices("multi_margin_loss", target)
+    require_class_indices("multi_margin_loss", target)
     if weight is not None and weight.dtype != input.dtype:
         raise RuntimeError(f"expected scalar type {dtype_name(input.dtype)} but found "
                            f"{dtype_name(weight.dtype)}: multi_margin_loss needs weight "
                            f"({weight.dtype}) in input's dtype ({input.dtype})")
-    if target.numel() and (target.min() < 0 or target.max() >= c):
-        raise RuntimeError(f"target out of range: multi_margin_loss needs class indices in "
-                           f"[0, {c}), got values from {target.min().item()} to "
-                           f"{target.max().item()}")
     refuse_grad("multi_margin_loss", "weight", weight)
-    return MultiMarginLossFunction.apply(input, target, p, margin, weight, reduction)
+    if not plain(target):
+        check_class_range("multi_margin_loss", target, 0, c, "target out of range")
+        return apply(MultiMarginLossFunction, input, target, p, margin, weight, reduction)[0]
+    try:  # an index outside [0, C) makes the forward's gather raise: no pass to check it first
+        return apply(MultiMarginLossFunction, input, target, p, margin, weight, reduction)[0]
+    except RuntimeError:
+        check_class_range("multi_margin_loss", target, 0, c, "target out of range")
+        raise
 
 
+@transformable
 class MultiLabelMarginLossFunction(Function):
     r"""Multi-label hinge: every target class :math:`j` should outscore every non-target class
     :math:`i` by 1.
@@ -162,55 +201,79 @@ class MultiLabelMarginLossFunction(Function):
 
     .. math::
         l_n = \frac{1}{C}\sum_{j \in T_n}\sum_{i \in \bar T_n} \max(0, z_{nji}), \qquad
-        z_{nji} = 1 - x_{nj} + x_{ni}
+        z_{nji} = (1 - x_{nj}) + x_{ni}
 
     .. math::
         \frac{\partial l_n}{\partial x_{ni}} = \frac{1}{C}\sum_{j \in T_n} [z_{nji} > 0], \qquad
         \frac{\partial l_n}{\partial x_{nj}} = -\frac{1}{C}\sum_{i \in \bar T_n} [z_{nji} > 0]
 
     A class listed twice counts twice, as in torch's kernel. ``mean``
-    divides by :math:`N`.
+    divides by :math:`N`. Never an ``N x C x C`` tensor: a loop over the
+    :math:`K` list positions (the longest list in the batch), each an ``N x C``
+    pass over the whole batch at once -- :math:`O(K N C)` time, as torch's
+    kernel, and :math:`O(N C)` memory. When the input requires grad, the usual
+    forward also counts the active hinges (the gradient up to its scale, in
+    float16: exact integers) and the backward only scales them. torch defines
+    no second or forward-mode derivative of this loss, and neither does lossutils.
     """
 
     @staticmethod
-    def forward(input, target, reduction):
-        x, (z, active), count = MultiLabelMarginLossFunction._margins(input, target)
-        loss = (count.unsqueeze(2) * torch.where(active, z, 0.0)).sum((1, 2)) / x.size(1)
+    def forward(input, target, listed, k, reduction, count):
+        positions = label_lists.lists(input, target, listed, k)
+        n, c = positions.x.shape
+        if plain(input, target, listed):
+            sums, grad = label_lists.count_in_place(positions, count, reduction == "none")
+        else:
+            sums, grad = label_lists.hinge_sums(positions), None
         if reduction == "none":
-            return loss if input.dim() == 2 else loss.reshape(())
-        return reduce(loss, reduction)
-
-    @staticmethod
-    def _margins(input, target):
-        """z[n, j, i] = 1 - x[n, j] + x[n, i] and where it counts; count[n, j] = times j is
-        listed."""
-        c = input.size(-1) if input.dim() else 1
-        x = input.reshape(-1, c)
-        y = target.reshape(-1, c)
-        listed = (y < 0).cumsum(1) == 0  # entries before the first -1
-        classes = torch.arange(c, device=x.device)
-        one_hot = (y.clamp_min(0).unsqueeze(2) == classes) & listed.unsqueeze(2)
-        count = one_hot.sum(1).to(x.dtype)  # [n, class]
-        is_target = count > 0
-        z = (1 - x.unsqueeze(2)) + x.unsqueeze(1)
-        active = (z > 0) & ~is_target.unsqueeze(1)
-        return x, (z, active), count
+            loss = sums.sum(0) / c
+            loss = loss if input.dim() == 2 else loss.reshape(())
+        else:  # the sums of each position, per row or (in place) over the batch
+            loss = sums.sum() / (n * c if reduction == "mean" else c)
+        return loss, (positions.x.new_empty(0) if grad is None else grad)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        input, target, reduction = inputs
-        ctx.save_for_backward(input, target)
-        ctx.reduction = reduction
+        input, target, listed, k, reduction, count = inputs
+        ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(input, target, listed)
+        ctx.k, ctx.reduction = k, reduction
+        # the plain forward's gradient (up to its scale), for the fast backward to consume
+        ctx.grad = output[1] if output[1].numel() and plain(output[1]) else None
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output):
-        input, target = ctx.saved_tensors
-        x, (z, active), count = MultiLabelMarginLossFunction._margins(input, target)
-        hits = count.unsqueeze(2) * active.to(x.dtype)  # [n, j, i]
-        d = (hits.sum(1) - hits.sum(2)) / x.size(1)
-        g = _frame_grad(grad_output, ctx.reduction, x.size(0))
-        return (d * g).reshape(input.shape), None, None
+    def backward(ctx, grad_output, _):
+        if grad_output is None:  # the loss itself was not differentiated
+            return None, None, None, None, None, None
+        input, target, listed = ctx.saved_tensors
+        fast = fast_path(grad_output, input, target, listed)
+        grad, ctx.grad = ctx.grad, None  # a second backward (retain_graph) recounts
+        n, c = (input.size(0), input.size(1)) if input.dim() == 2 else (1, input.numel())
+        scale = _scale(grad_output, ctx.reduction, n, c)
+        if fast:  # the gradient built in one buffer, by the forward or now
+            if grad is None:
+                positions = label_lists.lists(input, target, listed, ctx.k)
+                grad = label_lists.count_in_place(positions, True, False)[1]
+            grad = grad.mul_(scale)
+        else:
+            grad = label_lists.counts(label_lists.lists(input, target, listed, ctx.k)) * scale
+        return (first_order("multilabel_margin_loss", grad.reshape(input.shape), input,
+                            grad_output), None, None, None, None, None)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise no_forward_mode("multilabel_margin_loss")
+
+
+def _list_lengths(target: Tensor, n: int, c: int) -> tuple[Tensor, int]:
+    """Per row, how many entries precede its first -1 (``C`` if none), and the longest: how
+    many list positions the loss loops over (``C`` when the values cannot be read)."""
+    has_end, first_end = (target.reshape(n, c) < 0).max(1, keepdim=True)
+    listed = torch.where(has_end, first_end, c)
+    if not n:
+        return listed, 0
+    return listed, int(unwrap(listed).max()) if has_values(listed) else c
 
 
 def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
@@ -227,9 +290,10 @@ def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, red
         tensor(0.8500)
     """
     reduction = resolve(size_average, reduce, reduction)
-    _require_float_kernel("multilabel_margin_loss", "multilabel_margin_loss_forward_out_frame",
-                          input)
-    n, c = _frames("multilabel_margin_loss", input)
+    (input,), _ = _autocast.cast("multilabel_margin_loss", input)
+    require_float_kernel("multilabel_margin_loss", "multilabel_margin_loss_forward_out_frame",
+                         input)
+    n, c = frames("multilabel_margin_loss", input)
     # (N, C) input: target (N, C); (C) or 0-d input: any target of C entries in at most one dim.
     batched = input.dim() == 2
     want = (n, c) if batched else (c,)
@@ -237,9 +301,9 @@ def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, red
         raise RuntimeError(f"inconsistent target size: {list(target.shape)} for input of size: "
                            f"{list(input.shape)} (multilabel_margin_loss needs target of shape "
                            f"{want}, class indices padded with -1)")
-    _require_class_indices("multilabel_margin_loss", target)
-    if target.numel() and (target.min() < -1 or target.max() >= c):
-        raise RuntimeError(f"argument #2 'target' is out of range: multilabel_margin_loss needs "
-                           f"class indices in [0, {c}) or -1 padding, got values from "
-                           f"{target.min().item()} to {target.max().item()}")
-    return MultiLabelMarginLossFunction.apply(input, target, reduction)
+    require_class_indices("multilabel_margin_loss", target)
+    check_class_range("multilabel_margin_loss", target, -1, c,
+                      "argument #2 'target' is out of range")
+    listed, k = _list_lengths(target, n, c)
+    count = input.requires_grad and torch.is_grad_enabled()
+    return apply(MultiLabelMarginLossFunction, input, target, listed, k, reduction, count)[0]

@@ -1,7 +1,7 @@
 """Probabilistic losses: the KL divergence and the Poisson and Gaussian negative log-likelihoods.
 
 Defined in :doc:`/chapters/05_kl_divergence` (``kl_div``) and
-:doc:`/chapters/04_1_margins_and_likelihoods` (``poisson_nll_loss``, ``gaussian_nll_loss``).
+:doc:`/chapters/04_2_likelihoods_and_sequences` (``poisson_nll_loss``, ``gaussian_nll_loss``).
 
 torch builds all three from elementwise ops and lets autograd differentiate
 them, so their gradients w.r.t. *every* tensor argument (the target and the

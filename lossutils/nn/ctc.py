@@ -1,6 +1,6 @@
 """Module class of the CTC loss.
 
-Defined in :doc:`/chapters/04_1_margins_and_likelihoods`.
+Defined in :doc:`/chapters/04_2_likelihoods_and_sequences`.
 """
 
 from __future__ import annotations

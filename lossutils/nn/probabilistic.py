@@ -1,7 +1,7 @@
 """Module classes of the probabilistic losses: KL divergence, Poisson and Gaussian NLL.
 
 Defined in :doc:`/chapters/05_kl_divergence` (``KLDivLoss``) and
-:doc:`/chapters/04_1_margins_and_likelihoods` (``PoissonNLLLoss``, ``GaussianNLLLoss``).
+:doc:`/chapters/04_2_likelihoods_and_sequences` (``PoissonNLLLoss``, ``GaussianNLLLoss``).
 """
 
 from __future__ import annotations

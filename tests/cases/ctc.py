@@ -12,9 +12,19 @@ from hypothesis import strategies as st
 
 from strategies import REDUCTIONS, grid
 
-from . import Case, Extreme, Rejection
+from . import ALL_CAPABILITIES, Case, Extreme, Rejection
 
 F64 = torch.float64
+
+CAPABILITIES = ALL_CAPABILITIES
+# What torch itself cannot do: its CTC backward (_ctc_loss_backward) has no derivative in
+# derivatives.yaml, _ctc_loss has no forward-mode derivative, and its CPU kernel exists for
+# float32 and float64 only. The test asserts that lossutils raises what torch raises.
+_SECOND = "torch has no derivative of _ctc_loss_backward (derivatives.yaml)"
+_FORWARD = "torch has no forward-mode derivative of _ctc_loss"
+_HALF = "torch's CPU ctc_loss kernel exists for float32 and float64 only"
+TORCH_CANNOT = {"gradgradcheck": _SECOND, "second": _SECOND, "jacfwd": _FORWARD,
+                "hessian": _FORWARD, "half:float16": _HALF, "half:bfloat16": _HALF}
 
 
 def _log_normalise(x, dim=-1):
@@ -65,8 +75,14 @@ def _ctc(draw, options):
         target = draw.randint(0, C, N, S)
         for b, t in enumerate(targets):
             target[b, : len(t)] = torch.tensor(t, dtype=torch.int64)
-    kind = draw(st.sampled_from(["tuple", "list", "tensor",
-                                 "int32"]))  # both lengths alike, as torch requires
+    # both lengths alike, as torch requires. With 'mean', torch's ctc_loss under torch.func
+    # (grad, jacrev) raises for tuple/list lengths ("Cannot access data pointer of Tensor that
+    # doesn't have storage", torch 2.13), so this sample spells them as tensors there; the
+    # fixed EXTREMES seeded-padded-mean and empty-target-mean keep tuple/list + 'mean'.
+    spellings = ["tuple", "list", "tensor", "int32"]
+    if options.get("reduction", "mean") == "mean":
+        spellings = spellings[2:]
+    kind = draw(st.sampled_from(spellings))
     return (log_probs, target, _lengths(kind, input_lengths), _lengths(kind, target_lengths)), {}
 
 
@@ -77,7 +93,7 @@ def _ctc(draw, options):
 CASES = [
     Case("ctc_loss", _ctc,
          grid(reduction=REDUCTIONS, zero_infinity=(False, True)) + [dict(blank=2)],
-         module="CTCLoss", grad=(0,), rtol=1e-5, atol=1e-5,
+         module="CTCLoss", grad=(0,), rtol=1e-5, atol=1e-5, torch_cannot=TORCH_CANNOT,
          gradcheck_input=lambda log_probs, *rest: (_log_normalise(log_probs), *rest)),
 ]
 

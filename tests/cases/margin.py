@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from strategies import LEGACY, REDUCTIONS, broadcastable, grid, shapes
 
-from . import Case, Extreme, Rejection
+from . import ALL_CAPABILITIES, Case, Extreme, Rejection
 
 F64 = torch.float64
 
@@ -144,6 +144,18 @@ def cosine_distance(x, y):
     return 1 - (x * y).sum(-1) / ((x * x).sum(-1) * (y * y).sum(-1)).sqrt()
 
 
+def _multi_class_hinge(op):
+    """Every capability, and what torch itself cannot do for the multi-class hinges: its
+    C++ kernels have no backward of their backward, no forward-mode derivative and no
+    float16/bfloat16 version on the CPU."""
+    second = f"torch has no derivative of {op}_backward (derivatives.yaml)"
+    forward = f"torch has no forward-mode derivative of {op}"
+    half = f"torch's CPU kernel of {op} exists for float32 and float64 only"
+    return dict(capabilities=ALL_CAPABILITIES, torch_cannot={
+        "gradgradcheck": second, "second": second, "jacfwd": forward, "hessian": forward,
+        "half:float16": half, "half:bfloat16": half})
+
+
 CASES = [
     Case("soft_margin_loss", _soft_margin, grid(reduction=REDUCTIONS) + list(LEGACY),
          module="SoftMarginLoss"),
@@ -165,12 +177,13 @@ CASES = [
          module="CosineEmbeddingLoss", grad=(0, 1)),
     Case("multi_margin_loss", _classes,
          grid(reduction=REDUCTIONS, p=(1, 2), margin=(1.0, 0.3)) + list(LEGACY),
-         module="MultiMarginLoss"),
+         module="MultiMarginLoss", **_multi_class_hinge("multi_margin_loss")),
     # weight is a constant for torch (it refuses weight.requires_grad), so not in grad.
     Case("multi_margin_loss", lambda d, o: _classes(d, o, weighted=True),
-         grid(reduction=REDUCTIONS, p=(1, 2)), module="MultiMarginLoss"),
+         grid(reduction=REDUCTIONS, p=(1, 2)), module="MultiMarginLoss",
+         **_multi_class_hinge("multi_margin_loss")),
     Case("multilabel_margin_loss", _label_lists, grid(reduction=REDUCTIONS) + list(LEGACY),
-         module="MultiLabelMarginLoss"),
+         module="MultiLabelMarginLoss", **_multi_class_hinge("multilabel_margin_loss")),
     Case("triplet_margin_loss", _triplet,
          grid(reduction=REDUCTIONS, swap=(False, True)) + grid(p=(1, 3, 0.5, math.inf, 0),
                                                                swap=(False, True))

@@ -1,0 +1,222 @@
+r"""The CTC lattice: every sequence's extended labels side by side in one row, and the
+forward (:math:`\alpha`) and backward (:math:`\beta`) recursions over it, in log space.
+
+A target :math:`l = (l_1, \dots, l_L)` becomes :math:`l' = (\varnothing, l_1,
+\varnothing, \dots, l_L, \varnothing)`, :math:`2L + 1` positions. The lattice puts
+the batch's sequences end to end in one *row* of slots, two gaps before each
+sequence and two after the last::
+
+    gap gap | ∅ l1 ∅ l2 ∅ | gap gap | ∅ l1 ∅ | gap gap
+
+A gap's log-probability is :math:`-\infty`, so it stays :math:`-\infty` through both
+recursions: the two predecessors of a sequence's first positions and the two
+successors of its last are gaps, and CTC's three moves (stay, step, skip) are three
+shifted views of one row, with no test at a sequence's boundary. Only the skip is
+masked: it may land on a label that differs from the label two positions back. In
+the *ragged* lattice each sequence takes its own :math:`2L_b + 1` positions; in the
+*padded* one (``torch.func`` transforms, where lengths may differ between the
+samples of a ``vmap``) every sequence takes :math:`2 \max L + 1`, the positions past
+its own end treated as gaps.
+
+Time is a Python loop (frame :math:`t` needs frame :math:`t \mp 1`), each step on the
+whole batch at once with ``torch.logaddexp`` (the elementwise
+:math:`\log(e^a + e^b)`, exact at :math:`-\infty`) of shifted views, in place in
+preallocated rows in the usual case. Defined in
+:doc:`/chapters/04_2_likelihoods_and_sequences`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+NEG_INF = float("-inf")
+CHUNK = 8  # frames of emissions the in-place backward gathers at once
+
+
+class Lattice(NamedTuple):
+    """Where everything sits in a row of ``width`` slots. Positions lie in the interior,
+    slots ``2`` to ``width - 2``; the masks are additive (0 or -inf)."""
+
+    width: int
+    emission: Tensor  # (width,) int64: each slot's index into a frame's B * C log-probabilities
+    sample: Tensor  # (width,) int64: each slot's sequence
+    gaps: Tensor  # (width,): -inf on gaps
+    start: Tensor  # (width,): -inf but where alpha starts, s <= 1
+    skip: Tensor  # (width,): -inf but on labels a skip may reach (s >= 3, l'_s != l'_{s-2})
+    ends: Tensor  # (B,) int64: each sequence's last slot, s = 2 L_b
+
+    def pack(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Three tensors (to hand to a Function): the masks, the indices, the ends."""
+        return (torch.stack([self.gaps, self.start, self.skip]),
+                torch.stack([self.emission, self.sample]), self.ends)
+
+    @staticmethod
+    def unpack(masks: Tensor, indices: Tensor, ends: Tensor) -> Lattice:
+        return Lattice(masks.size(-1), *indices.unbind(0), *masks.unbind(0), ends)
+
+
+def lattice(labels: Tensor, lengths: Tensor, blank: int, classes: int,
+            ragged: list[int] | None, padded: int) -> Lattice:
+    r"""The lattice of ``labels`` ``(B, S)`` (each row's first ``lengths[b]`` count).
+
+    ``ragged``: the lengths as Python ints, each sequence its own width; ``None``: every
+    sequence ``2 padded + 1`` positions (``lengths`` may then be batched by ``vmap``)."""
+    b, device = labels.size(0), labels.device
+    if ragged is not None:
+        widths = torch.tensor([2 * n + 3 for n in ragged], device=device)
+        width = 2 * sum(ragged) + 3 * b + 2
+        sample = torch.repeat_interleave(torch.arange(b, device=device), widths,
+                                         output_size=width - 2)
+        first = torch.cumsum(widths, 0) - widths  # each sequence's first gap
+    else:
+        width = b * (2 * padded + 3) + 2
+        sample = torch.arange(width - 2, device=device).div(2 * padded + 3,
+                                                            rounding_mode="floor")
+        first = torch.arange(b, device=device) * (2 * padded + 3)
+    sample = torch.cat([sample, sample.new_full((2,), max(b - 1, 0))])  # the two last gaps
+    local = torch.arange(width, device=device) - first[sample] - 2  # s; gaps below 0
+    last = 2 * lengths[sample]
+    on_label = (local % 2 == 1) & (local > 0) & (local < last)
+    column = (local - 1).div(2, rounding_mode="floor").clamp(0, max(labels.size(1) - 1, 0))
+    label = labels[sample, column] if labels.numel() else torch.zeros_like(local)
+    extended = torch.where(on_label, label, blank)
+    before = torch.cat([extended.new_full((2,), -1), extended[:-2]])
+    zero, ninf = torch.zeros((), device=device), torch.full((), NEG_INF, device=device)
+    on_position = (local >= 0) & (local <= last)
+    return Lattice(
+        width=width, emission=sample * classes + extended, sample=sample,
+        gaps=torch.where(on_position, zero, ninf),
+        start=torch.where(on_position & (local <= 1), zero, ninf),
+        skip=torch.where(on_label & (local >= 3) & (extended != before), zero, ninf),
+        ends=first + 2 + 2 * lengths)
+
+
+def emissions(log_probs: Tensor, lat: Lattice, frames: slice = slice(None),
+              inplace: bool = True) -> Tensor:
+    r""":math:`\log y^t_{l'_s}` of every slot ``(frames, width)``; :math:`-\infty` on gaps."""
+    picked = torch.index_select(log_probs.reshape(log_probs.size(0), -1)[frames], 1,
+                                lat.emission)
+    return picked.add_(lat.gaps) if inplace else picked + lat.gaps
+
+
+def log_likelihood(alpha: Tensor, lat: Lattice, input_lengths: Tensor,
+                   target_lengths: Tensor) -> Tensor:
+    r""":math:`\log p(l \mid x) = \operatorname{logadd}(\alpha_{T_b-1}(2L_b),
+    \alpha_{T_b-1}(2L_b - 1))` per sequence (the second is a gap when :math:`L_b = 0`);
+    with no frames, 0 for the empty target and :math:`-\infty` for any other."""
+    at = (input_lengths - 1).clamp_min(0) * lat.width + lat.ends
+    flat = alpha.reshape(-1)
+    ll = torch.logaddexp(flat[at], flat[at - 1])
+    none = torch.where(target_lengths == 0, 0.0, NEG_INF).to(ll.dtype)
+    return torch.where(input_lengths == 0, none, ll)
+
+
+# ------------------------------------------------------------------ in place (plain tensors)
+
+
+def alpha_in_place(log_probs: Tensor, lat: Lattice, frames: int) -> Tensor:
+    r"""The forward variables :math:`\alpha_t` ``(T, width)`` (frame :math:`t`'s emission
+    included) for the first ``frames`` frames, in one buffer: the emissions are gathered
+    into it, then each frame adds the log-sum of its predecessors in place,
+
+    .. math::
+        \alpha_t(s) = \log y^t_{l'_s} + \operatorname{logadd}(\alpha_{t-1}(s),
+        \alpha_{t-1}(s-1), [\alpha_{t-1}(s-2) \text{ if } l'_s \ne l'_{s-2}])
+
+    from :math:`\alpha_0(s) = \log y^0_{l'_s}` for :math:`s \le 1`."""
+    alpha = emissions(log_probs, lat)
+    alpha[0].add_(lat.start)
+    stay, step, skip = (alpha[:, 2:-2].unbind(0), alpha[:, 1:-3].unbind(0),
+                        alpha[:, :-4].unbind(0))
+    allowed = lat.skip[2:-2]
+    both, jump = alpha.new_empty(2, lat.width - 4)
+    for t in range(1, frames):
+        torch.logaddexp(stay[t - 1], step[t - 1], out=both)
+        torch.logaddexp(both, torch.add(skip[t - 1], allowed, out=jump), out=both)
+        stay[t].add_(both)
+    return alpha
+
+
+def gradient_in_place(log_probs: Tensor, alpha: Tensor, lat: Lattice, starts: dict[int, Tensor],
+                      frames: int) -> Tensor:
+    r""":math:`y^t_c - \sum_{s: l'_s = c} \gamma_t(s)` ``(T, B, C)``, the gradient before its
+    scale, for the frames before ``frames`` (the later ones hold :math:`y^t_c`: the
+    caller zeroes them). ``alpha`` holds :math:`\alpha_t(s) + \text{nll}`.
+
+    The backward variables, emission excluded,
+    :math:`r_t(s) = \operatorname{logadd}(\beta_{t+1}(s), \beta_{t+1}(s+1),
+    [\beta_{t+1}(s+2) \text{ if } l'_s \ne l'_{s+2}])`, run backwards in one row,
+    :math:`\beta_t = r_t + \log y^t_{l'_s}`; a sequence of :math:`T_b` frames starts at
+    frame :math:`T_b - 1` with :math:`r = 0` at its last two positions (``starts``: frame
+    -> those interior slots). :math:`\gamma_t(s) = e^{\alpha_t(s) + r_t(s) + \text{nll}}`,
+    the probability that an alignment is at :math:`s` at frame :math:`t`, is subtracted
+    from its class. The emissions are gathered ``CHUNK`` frames at a time, and the chunk's
+    :math:`r_t` rows kept: once the chunk is done, one ``add_`` of :math:`\alpha` and one
+    ``exp_`` make them :math:`\gamma_t`, subtracted frame by frame (a 1-D ``index_add_``)."""
+    t_all, width = log_probs.size(0), lat.width
+    grad = torch.exp(log_probs.reshape(t_all, -1))
+    beta = alpha.new_full((width,), NEG_INF)
+    stay, step, skip, fresh = beta[2:-2], beta[3:-1], beta[4:], beta[2:-2]
+    emission, allowed = lat.emission[2:-2], lat.skip[4:]
+    rows, grads = alpha[:, 2:-2], grad.unbind(0)
+    both, jump = alpha.new_empty(2, width - 4)
+    chunks = alpha.new_empty(min(CHUNK, max(frames, 1)), width - 4)
+    for top in range(frames - 1, -1, -CHUNK):
+        bottom = max(top - CHUNK + 1, 0)
+        em = emissions(log_probs, lat, slice(bottom, top + 1))[:, 2:-2].unbind(0)
+        gamma = chunks[:top + 1 - bottom]
+        rs = gamma.unbind(0)
+        for t in range(top, bottom - 1, -1):
+            r = rs[t - bottom]
+            torch.logaddexp(stay, step, out=both)
+            torch.logaddexp(both, torch.add(skip, allowed, out=jump), out=r)
+            if t in starts:
+                r.index_fill_(0, starts[t], 0.0)
+            torch.add(r, em[t - bottom], out=fresh)
+        gamma.add_(rows[bottom:top + 1]).exp_()  # the chunk's r_t rows become gamma_t
+        for t in range(top, bottom - 1, -1):
+            grads[t].index_add_(0, emission, rs[t - bottom], alpha=-1)
+    return grad.view(log_probs.shape)
+
+
+# ------------------------------------------------------------------ out of place (transforms)
+
+
+def alpha_out_of_place(log_probs: Tensor, lat: Lattice, frames: int) -> Tensor:
+    """:func:`alpha_in_place` in out-of-place ops (``vmap``, ``grad``, ``jacrev``):
+    ``(frames, width)``."""
+    em = emissions(log_probs, lat, inplace=False)
+    rows, pad = [em[0] + lat.start], em.new_full((2,), NEG_INF)
+    for t in range(1, frames):
+        prev = rows[-1]
+        both = torch.logaddexp(torch.logaddexp(prev[2:-2], prev[1:-3]),
+                               prev[:-4] + lat.skip[2:-2])
+        rows.append(em[t] + torch.cat([pad, both, pad]))
+    return torch.stack(rows)
+
+
+def gradient_out_of_place(log_probs: Tensor, alpha: Tensor, lat: Lattice,
+                          input_lengths: Tensor, frames: int) -> Tensor:
+    """:func:`gradient_in_place` in out-of-place ops; the sequences start where
+    ``input_lengths`` (which ``vmap`` may batch) say."""
+    t_all = log_probs.size(0)
+    em = emissions(log_probs, lat, inplace=False)[:, 2:-2]
+    last = torch.zeros(lat.width, dtype=torch.bool, device=em.device)
+    last = last.index_fill(0, lat.ends, True).index_fill(0, lat.ends - 1, True)[2:-2]
+    begins = input_lengths[lat.sample[2:-2]] - 1
+    beta, pad, occupied = em.new_full((lat.width,), NEG_INF), em.new_full((2,), NEG_INF), []
+    for t in range(frames - 1, -1, -1):
+        r = torch.logaddexp(torch.logaddexp(beta[2:-2], beta[3:-1]), beta[4:] + lat.skip[4:])
+        r = torch.where(last & (begins == t), 0.0, r)
+        occupied.append(torch.exp(alpha[t, 2:-2] + r))
+        beta = torch.cat([pad, r + em[t], pad])
+    flat = torch.exp(log_probs.reshape(t_all, -1))
+    if not occupied:
+        return flat.view(log_probs.shape)
+    gamma = torch.stack(occupied[::-1])
+    taken = torch.zeros_like(flat[:frames]).index_add(1, lat.emission[2:-2], gamma)
+    grad = torch.cat([flat[:frames] - taken, flat[frames:]])
+    return grad.view(log_probs.shape)
