@@ -19,7 +19,7 @@ PORT   ?= 8000
 # What ruff checks (its rules: pyproject.toml, [tool.ruff]).
 LINTED := lossutils tests book_ext benchmarks scripts conftest.py
 
-.PHONY: book test test-package lab serve clean browser
+.PHONY: book test test-package lab serve clean browser axe
 
 $(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,8 +49,26 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 
+# The accessibility tests run axe-core, from the npm registry, pinned by
+# tests/axe/package-lock.json (npm ci checks its sha512), installed into
+# tests/axe/node_modules: used only by the tests, never part of the site. CI
+# (CI=true, root) installs Debian's npm where missing; elsewhere, without npm,
+# the axe tests skip with a message saying how.
+AXE_STAMP := tests/axe/node_modules/.installed
+$(AXE_STAMP): tests/axe/package.json tests/axe/package-lock.json
+	@if [ "$${CI:-}" = "true" ] && ! command -v npm >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; \
+	fi
+	@if command -v npm >/dev/null; then \
+		(cd tests/axe && npm ci --no-audit --no-fund --ignore-scripts) && touch $@ || { \
+		echo "npm ci in tests/axe failed: the accessibility tests will skip"; [ "$${CI:-}" != "true" ]; }; \
+	else \
+		echo "No npm: axe-core not installed, the accessibility tests will skip (apt-get install npm)"; \
+	fi
+axe: $(AXE_STAMP)
+
 # Lint first (a finding fails the run), then the docstring examples, then the tests.
-test: $(STAMP) browser
+test: $(STAMP) browser $(AXE_STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/python -m pytest -q --doctest-modules lossutils
 	$(BIN)/python -m pytest -n 2

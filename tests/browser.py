@@ -70,6 +70,11 @@ def pages(site: pathlib.Path) -> list[str]:
                   if "_static" not in p.parts and "_sources" not in p.parts)
 
 
+# The pydata theme's colour modes: the page loads in the book's default (light);
+# the reader's switch in the header moves it to dark (and on to "auto").
+MODES = ("light", "dark")
+
+
 @dataclass
 class Visit:
     """What one page did while loading."""
@@ -84,6 +89,8 @@ class Visit:
     figure_markup_bytes: int = 0
     widgets: list[str] = field(default_factory=list)
     empty_figures: list[str] = field(default_factory=list)
+    modes: dict[str, dict] = field(default_factory=dict)  # colour mode -> rendered_mode()
+    axe: dict[str, list[dict]] = field(default_factory=dict)  # colour mode -> axe's violations
 
     @property
     def problems(self) -> list[str]:
@@ -166,3 +173,60 @@ def wait_changed(page, figure_id: str, before: bytes, timeout_s: float = 5.0) ->
         if after != before or time.monotonic() > deadline:
             return after
         page.wait_for_timeout(100)
+
+
+def open_page(browser, base_url: str, name: str, visit: Visit):
+    """A fresh browser context showing page ``name``; returns (context, page)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+    page = context.new_page()
+    watch(page, base_url, visit)
+    page.goto(base_url + name, wait_until="load")
+    page.wait_for_load_state("networkidle")
+    return context, page
+
+
+def settle(page, visit: Visit) -> None:
+    """Wait until the page is as a reader sees it: its interactive figures drawn and
+    its math typeset (problems go to ``visit``)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    if page.query_selector(FIGURE):
+        try:
+            wait_for_figures(page)
+        except PlaywrightTimeout as error:  # vega missing, or the spec rejected
+            visit.page_errors.append(f"an interactive figure was not drawn: {error}")
+        visit.figures = page.eval_on_selector_all(FIGURE, "els => els.map(e => e.id)")
+        visit.empty_figures = [f for f in visit.figures if not any(line_paths(page, f))]
+    if page.query_selector(".math"):
+        # MathJax typesets after load; its promise settles when it is done.
+        page.wait_for_function(
+            "() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+        page.evaluate("() => MathJax.startup.promise")
+        if not page.query_selector("mjx-container") or page.query_selector("mjx-merror"):
+            visit.page_errors.append("math on the page was not typeset by MathJax")
+    page.wait_for_load_state("networkidle")
+
+
+def rendered_mode(page) -> dict:
+    """The theme's colour mode as applied: data-theme on <html>, the page's background."""
+    return page.evaluate("""() => ({
+        theme: document.documentElement.dataset.theme,
+        background: getComputedStyle(document.body).backgroundColor})""")
+
+
+def switch_to(page, mode: str) -> None:
+    """Click the theme's colour-mode switch in the header (light -> dark -> auto) until
+    the page shows ``mode``, as a reader does."""
+    switch = page.locator(".theme-switch-button:visible").first
+    for _ in range(len(MODES) + 1):
+        if rendered_mode(page)["theme"] == mode and \
+                page.evaluate("() => document.documentElement.dataset.mode") == mode:
+            return
+        switch.click()
+        # Away from the switch, so that its tooltip closes; and the theme's colours
+        # change with CSS transitions: measure them once they end.
+        page.mouse.move(0, 0)
+        page.evaluate("() => document.activeElement && document.activeElement.blur()")
+        page.wait_for_function("() => document.getAnimations().length === 0"
+                               " && !document.querySelector('.tooltip')")
+    raise AssertionError(f"the colour switch never reached {mode!r}: {rendered_mode(page)}")

@@ -292,3 +292,77 @@ def test_vendored_files_match_their_manifest():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.check() == []
+
+
+# -- for readers who do not see the figure, or use no mouse ------------------
+
+def _contrast_on_white(colour: str) -> float:
+    """WCAG 2.1 contrast ratio of ``colour`` (#rrggbb) against white."""
+    def channel(c):
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(int(colour[i:i + 2], 16) / 255) for i in (1, 3, 5))
+    return 1.05 / (0.2126 * r + 0.7152 * g + 0.0722 * b + 0.05)
+
+
+def test_every_colour_of_a_figure_has_3_to_1_contrast_on_white(specs):
+    """WCAG 2.1 1.4.11: the lines of a chart are graphics a reader needs."""
+    colours = set(LI.declaration.PALETTE)
+    for figure, _ in specs.values():
+        for panel in figure.panels:
+            colours |= set(panel.colors())
+    weak = {c: round(_contrast_on_white(c), 2) for c in colours if _contrast_on_white(c) < 3}
+    assert not weak, weak
+
+
+def test_the_chapters_matplotlib_figures_use_the_same_palette():
+    from matplotlib import rc_params_from_file
+
+    rc = rc_params_from_file(ROOT / "chapters" / "matplotlibrc", use_default_template=False)
+    assert tuple(rc["axes.prop_cycle"].by_key()["color"]) == LI.declaration.PALETTE
+    assert rc["figure.facecolor"] == rc["savefig.facecolor"] == "white"
+
+
+def test_text_description_says_what_the_figure_shows(specs):
+    for figure, _ in specs.values():
+        text = figure.text_description()
+        assert figure.description and len(figure.explanation.split()) >= 30, figure.name
+        for i, panel in enumerate(figure.panels):
+            assert f"Panel {i + 1} of {len(figure.panels)}, “{panel.title}”" in text
+            assert all(f"“{c.label}”" in text for c in panel.curves), (figure.name, panel.title)
+        for c in figure.controls:
+            assert c.help, (figure.name, c.name)
+            assert f"Control: {c.label}: {c.range_text}" in text
+    ce = specs["ce-temperature"][0]
+    assert ce.control("T").accessible_name == "temperature T, from 0.2 to 3 in steps of 0.1"
+    assert specs["training-lr"][0].control("reduction").range_text == "one of mean or sum"
+    assert ce.alt_text({"T": 2.5, "z": -3.0}).endswith(
+        "at temperature T = 2.5, true-class logit x_y = -3.")
+
+
+def test_static_html_names_and_describes_the_figure():
+    figure = LI.kl_gaussian_fit()
+    page = figure.html()
+    root = re.search(r'<div class="lossutils-figure" id="([^"]+)"[^>]*>', page)
+    fid = root.group(1)
+    assert 'role="figure"' in root.group(0) and f'aria-describedby="{fid}-text"' in root.group(0)
+    described = re.search(rf'<div id="{fid}-text">(.*?)</div>', page, re.S).group(1)
+    assert described == figure.text_description_html()
+    controls = json.loads(re.search(r"var controls = (\[.*?\]);", page).group(1))
+    assert [c["name"] for c in controls] == [c.accessible_name for c in figure.controls]
+
+
+def test_live_widget_describes_its_controls_and_image(draws):
+    from lossutils.interactive import live
+
+    figure = LI.training_lr()
+    box = figure.widget()
+    slider, choice = box.children[0], box.children[1]
+    assert slider.description == "log₁₀ learning rate" and "from -4 to 1" in slider.tooltip
+    assert choice.description == "reduction" and list(choice.tooltips) == ["reduction: mean",
+                                                                           "reduction: sum"]
+    assert "Text description of this figure" in box.children[-1].value
+    assert figure.text_description_html() in box.children[-1].value
+    img = live.image_html(b"\x89PNG", figure.alt_text(figure.defaults))
+    assert re.fullmatch(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+" alt="Training loss '
+                        r'curves [^"]+, at log₁₀ learning rate = 0, reduction = mean\.">', img)

@@ -6,10 +6,16 @@ panels, each a list of ``Curve`` objects whose ``fn(x, **controls)`` computes
 parameters after ``x`` without a default. Both renderings (``live`` and
 ``static``) read this declaration and nothing else; this module imports
 neither of them, nor ipywidgets, matplotlib or IPython.
+
+A figure also says in words what it shows (``description``, ``explanation``,
+each control's ``help``): ``text_description`` puts that together with what
+the declaration already knows (panels, axes, curves, ranges), so a reader who
+cannot see the chart -- or cannot use a mouse -- gets the same figure.
 """
 
 from __future__ import annotations
 
+import html
 import inspect
 import itertools
 import re
@@ -19,18 +25,26 @@ from typing import Any
 
 import numpy as np
 
-#: matplotlib's "tab10" colours, written out so both renderings use the same ones.
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+#: matplotlib's "tab10" hues, with its orange, pink, olive and cyan darkened so
+#: every line has at least 3:1 contrast against the white plot (WCAG 2.1
+#: 1.4.11); both renderings use them, and so do the chapters' matplotlib
+#: figures (chapters/matplotlibrc).
+PALETTE = ("#1f77b4", "#e66100", "#2ca02c", "#d62728", "#9467bd",
+           "#8c564b", "#c8559f", "#7f7f7f", "#8f9014", "#1493a0")
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # Field names of the static chart's rows (see static.py), so no control may take them.
 _RESERVED = frozenset({"x", "y", "k", "i", "v", "curve"})
 
 
+def _number(v) -> str:
+    return f"{v:g}" if isinstance(v, float | int) else str(v)
+
+
 @dataclass(frozen=True)
 class Slider:
-    """A number from ``min`` to ``max`` in steps of ``step``, starting at ``value``."""
+    """A number from ``min`` to ``max`` in steps of ``step``, starting at ``value``;
+    ``help`` says in words what moving it does, ``unit`` what it counts (if anything)."""
 
     name: str
     label: str
@@ -38,6 +52,8 @@ class Slider:
     max: float
     step: float
     value: float
+    help: str = ""
+    unit: str = ""
 
     def __post_init__(self):
         if not (self.step > 0 and self.min < self.max):
@@ -55,6 +71,18 @@ class Slider:
         n = round((self.max - self.min) / self.step)
         return [round(self.min + k * self.step, 10) for k in range(n + 1)]
 
+    @property
+    def range_text(self) -> str:
+        """``"from 0.2 to 3 in steps of 0.1"`` (with the unit, if any)."""
+        unit = f" {self.unit}" if self.unit else ""
+        return (f"from {_number(self.min)}{unit} to {_number(self.max)}{unit} "
+                f"in steps of {_number(self.step)}")
+
+    @property
+    def accessible_name(self) -> str:
+        """What a screen reader announces for the control: its visible label first."""
+        return f"{self.label}, {self.range_text}"
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -65,6 +93,7 @@ class Choice:
     options: tuple
     value: Any
     labels: tuple | None = None
+    help: str = ""
 
     def __post_init__(self):
         if self.value not in self.options:
@@ -81,6 +110,17 @@ class Choice:
     @property
     def texts(self) -> list[str]:
         return [str(t) for t in (self.labels or self.options)]
+
+    @property
+    def range_text(self) -> str:
+        """``"one of mean or sum"``."""
+        texts = self.texts
+        return "one of " + (", ".join(texts[:-1]) + " or " + texts[-1] if len(texts) > 1
+                            else texts[0])
+
+    @property
+    def accessible_name(self) -> str:
+        return f"{self.label}, {self.range_text}"
 
 
 Control = Slider | Choice
@@ -163,12 +203,17 @@ class Panel:
 @dataclass(eq=False)
 class FigureDeclaration:
     """A figure with controls, as data: its ``controls`` and its ``panels`` of curves,
-    checked for consistency when it is made. The renderings read nothing else."""
+    checked for consistency when it is made. The renderings read nothing else.
+
+    ``description`` names the figure in one line (its accessible name);
+    ``explanation`` says what it shows and what to look for, for a reader who
+    cannot see it (``text_description`` adds the panels and controls)."""
 
     name: str
     controls: Sequence[Control]
     panels: Sequence[Panel]
     description: str = ""
+    explanation: str = ""
     _domains: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -201,6 +246,44 @@ class FigureDeclaration:
         if not ok:
             raise ValueError(f"{self.name}: marker at {marker.at!r} needs a slider whose values "
                              f"all lie on the x grid of panel {panel.title!r}")
+
+    def panel_texts(self) -> list[str]:
+        """One sentence per panel: its curves, its axes and their ranges, its dots."""
+        texts = []
+        for index, panel in enumerate(self.panels):
+            lo, hi = self.domain(index)
+            curves = ", ".join(f"“{c.label}”" + (" (dashed)" if c.dashed else "")
+                               for c in panel.curves)
+            text = (f"“{panel.title}”: {curves} against {panel.xlabel or 'x'} from "
+                    f"{_number(float(panel.x[0]))} to {_number(float(panel.x[-1]))}; "
+                    f"{panel.ylabel or 'y'} from {lo:.3g} to {hi:.3g}.")
+            for m in panel.markers:
+                text += f" A dot marks “{m.curve}” at the current {self.control(m.at).label}."
+            texts.append(text)
+        return texts
+
+    def control_texts(self) -> list[str]:
+        """One sentence per control: its label, its range and what it does."""
+        return [f"{c.label}: {c.range_text}, starting at {_number(c.value)}"
+                + (f"; {c.help}" if c.help else "") + "." for c in self.controls]
+
+    def text_description(self) -> str:
+        """The whole figure in words, as plain text (both renderings show it)."""
+        parts = [self.description + "." if self.description else "", self.explanation]
+        parts += [f"Panel {i + 1} of {len(self.panels)}, {t}"
+                  for i, t in enumerate(self.panel_texts())]
+        parts += ["Control: " + t for t in self.control_texts()]
+        return "\n".join(p for p in parts if p)
+
+    def text_description_html(self) -> str:
+        """``text_description`` as HTML paragraphs (what both renderings show)."""
+        lines = self.text_description().splitlines()
+        return "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+
+    def alt_text(self, values: dict[str, Any]) -> str:
+        """A short alt text for the figure drawn at ``values`` (the live rendering's image)."""
+        at = ", ".join(f"{c.label} = {_number(values[c.name])}" for c in self.controls)
+        return f"{self.description or self.name}, at {at}."
 
     def control(self, name: str) -> Control:
         for c in self.controls:

@@ -5,10 +5,17 @@ so what the reader sees in Jupyter, Binder or Colab is lossutils computing
 right now. The figure is a plain ``matplotlib.figure.Figure`` (not
 pyplot's), so the inline backend never shows a stray copy at the end of the
 cell, and it is sent as a PNG, which works with any matplotlib backend.
+
+For readers who do not see it: each control carries its label, its range and
+what it does (as a tooltip); the PNG goes out as an ``<img>`` whose alt text
+names the figure and the control values it was drawn at; and the figure's
+text description (``text_description``) follows it, in a collapsed block.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 from typing import Any
 
@@ -47,19 +54,35 @@ def _control(c):
     import ipywidgets as W
 
     style, layout = {"description_width": "initial"}, W.Layout(width="460px")
+    # The label is the visible description (plain text: description_allow_html stays
+    # off); the tooltip adds the range and what the control does.
+    tooltip = c.accessible_name + (f": {c.help}" if c.help else "")
     if isinstance(c, Slider):
         # continuous_update=False: redraw once the slider is let go, not for
         # every pixel of a drag (each redraw recomputes and renders a PNG).
         return W.FloatSlider(value=c.value, min=c.min, max=c.max, step=c.step, description=c.label,
-                             continuous_update=False, style=style, layout=layout)
+                             continuous_update=False, style=style, layout=layout, tooltip=tooltip)
     return W.ToggleButtons(options=list(zip(c.texts, c.options, strict=True)), value=c.value,
-                           description=c.label, style=style)
+                           description=c.label, style=style, tooltip=tooltip,
+                           tooltips=[f"{c.label}: {t}" for t in c.texts])
+
+
+def image_html(png: bytes, alt: str) -> str:
+    """The PNG as an <img> with alt text (a bare image/png output has none)."""
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt, quote=True)}">'
+
+
+def description_html(figure: FigureDeclaration) -> str:
+    """The figure's text description, collapsed under a summary."""
+    return ("<details><summary>Text description of this figure</summary>"
+            f"{figure.text_description_html()}</details>")
 
 
 def widget(figure: FigureDeclaration):
-    """A VBox: the controls, then the figure they redraw."""
+    """A VBox: the controls, the figure they redraw, the figure's text description."""
     import ipywidgets as W
-    from IPython.display import Image, display
+    from IPython.display import HTML, display
 
     controls = {c.name: _control(c) for c in figure.controls}
     mpl_figure = None
@@ -68,8 +91,8 @@ def widget(figure: FigureDeclaration):
         nonlocal mpl_figure
         mpl_figure = draw(figure, values, mpl_figure)
         png = io.BytesIO()
-        mpl_figure.savefig(png, format="png", dpi=100)
-        display(Image(data=png.getvalue(), format="png"))
+        mpl_figure.savefig(png, format="png", dpi=100, facecolor="white")
+        display(HTML(image_html(png.getvalue(), figure.alt_text(values))))
 
     output = W.interactive_output(redraw, controls)
-    return W.VBox([*controls.values(), output])
+    return W.VBox([*controls.values(), output, W.HTML(description_html(figure))])

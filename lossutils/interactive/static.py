@@ -193,23 +193,58 @@ def vegalite(figure: FigureDeclaration) -> dict:
     }
 
 
+# The figure as a reader gets it, seen or not: a named figure (role, label) whose
+# accessible description is the text description in the <details> below the
+# chart; the chart an image with that name (its marks are no separate stops for
+# a screen reader); each slider labelled with its name and range, each group of
+# radio buttons a named radiogroup. Range inputs and radio buttons are native,
+# so Tab reaches them and the arrow keys move them. White behind the figure in
+# both colour modes: its colours are chosen against white.
 _TEMPLATE = """\
 <div class="lossutils-figure" id="{id}" data-figure="{name}" role="figure"
-     aria-label="{label}"></div>
-<style>#{id} .vega-bind-name {{display: inline-block; min-width: 12em}}
-#{id} .vega-bind-radio label {{margin: 0 1.2em 0 0.3em}}</style>
+     aria-label="{label}" aria-describedby="{id}-text">
+<div class="lossutils-figure-chart" id="{id}-chart"></div>
+<details class="lossutils-figure-description"><summary>Text description of this figure</summary>
+<div id="{id}-text">{text}</div></details>
+</div>
+<style>#{id} {{background: #fff; color: #222832; padding: 0.4em; border-radius: 0.25rem}}
+#{id} .vega-bind-name {{display: inline-block; min-width: 12em}}
+#{id} .vega-bind-radio label {{margin: 0 1.2em 0 0.3em}}
+#{id} details {{margin-top: 0.4em}} #{id} summary {{color: #085d6c; cursor: pointer}}
+#{id} details p {{margin: 0.3em 0}}</style>
 <script type="application/json" id="{id}-spec">{spec}</script>
 <script>
 (function () {{
+  var controls = {controls};
+  function label(root) {{
+    var svg = root.querySelector("svg.marks");
+    if (svg) {{
+      svg.setAttribute("role", "img");
+      svg.setAttribute("aria-label", {chart_label});
+      svg.setAttribute("aria-describedby", "{id}-text");
+    }}
+    root.querySelectorAll(".vega-bind").forEach(function (bind, i) {{
+      var c = controls[i];
+      if (!c) return;
+      var range = bind.querySelector("input[type=range]");
+      if (range) range.setAttribute("aria-label", c.name);
+      var radios = bind.querySelector(".vega-bind-radio");
+      if (radios) {{
+        radios.setAttribute("role", "radiogroup");
+        radios.setAttribute("aria-label", c.name);
+      }}
+    }});
+  }}
   function draw() {{
+    var chart = document.getElementById("{id}-chart");
     if (typeof vegaEmbed === "undefined") {{
       // A saved output opened outside the book (Colab, Jupyter): no vega here.
-      document.getElementById("{id}").textContent =
-        "Interactive figure: run this cell to get its controls.";
+      chart.textContent = "Interactive figure: run this cell to get its controls.";
       return;
     }}
     var spec = JSON.parse(document.getElementById("{id}-spec").textContent);
-    vegaEmbed("#{id}", spec, {{actions: false, renderer: "svg", mode: "vega-lite"}})
+    vegaEmbed(chart, spec, {{actions: false, renderer: "svg", mode: "vega-lite"}})
+      .then(function () {{ label(chart); }})
       .catch(function (error) {{ console.error("lossutils figure {name}:", error); }});
   }}
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", draw);
@@ -219,6 +254,11 @@ _TEMPLATE = """\
 """
 
 
+def _script_json(value) -> str:
+    """JSON to put inside a <script>: no "</script>" can end the block early."""
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
+
+
 def html(figure: FigureDeclaration) -> str:
     """The figure as HTML. The page must load vega, vega-lite and vega-embed
     (book_ext/static_figures.py adds the vendored copies to pages with a figure,
@@ -226,5 +266,8 @@ def html(figure: FigureDeclaration) -> str:
     spec = json.dumps(vegalite(figure), separators=(",", ":"), allow_nan=False)
     spec = spec.replace("<", "\\u003c")  # no "</script>" can end the block early
     label = _html.escape(figure.description or figure.name, quote=True)
-    return _TEMPLATE.format(id=f"lossutils-{figure.name}-{next(_counter)}", name=figure.name,
-                            spec=spec, label=label)
+    controls = [{"name": c.accessible_name} for c in figure.controls]
+    return _TEMPLATE.format(
+        id=f"lossutils-{figure.name}-{next(_counter)}", name=figure.name, spec=spec, label=label,
+        text=figure.text_description_html(), controls=_script_json(controls),
+        chart_label=_script_json(f"Chart: {figure.description or figure.name}"))
