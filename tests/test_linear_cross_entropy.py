@@ -19,6 +19,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import lossutils.functional as LF
 import lossutils.nn as LN
+import test_capabilities as capabilities
+from cases import CAPABILITY_CHECKS, CASES
+from strategies import Draw
+from test_losses import _label
 
 Options = torch.nn.LinearCrossEntropyOptions
 
@@ -173,3 +177,51 @@ def test_module_chunk_size_is_in_its_repr():
         warnings.simplefilter("error")
         module = LN.LinearCrossEntropyLoss(4, 6, chunk_size=2)
     assert "chunk_size=2, vocab_chunk_size=None" in repr(module)
+
+
+class _TorchDefaultPath:
+    """torch.nn.functional with ``linear_cross_entropy``'s ``options`` dropped: torch's default
+    path, which is ``cross_entropy(linear(...))`` exactly."""
+
+    @staticmethod
+    def linear_cross_entropy(*args, options=None, **kwargs):
+        return F.linear_cross_entropy(*args, **kwargs)
+
+
+CHUNKED = next(c for c in CASES if any("options" in o for o in c.options))
+
+
+@pytest.mark.parametrize("check", [*CAPABILITY_CHECKS["second"], *CAPABILITY_CHECKS["func"]])
+@pytest.mark.parametrize("options", CHUNKED.options, ids=lambda o: _label(CHUNKED, o))
+def test_options_keep_every_capability(options, check, monkeypatch):
+    """With ``options``, torch's chunked path cannot differentiate twice, nor run
+    ``torch.func.grad``, ``jacrev`` or ``hessian`` (it raises), and its ``jacfwd`` is wrong
+    (forward mode is documented unsupported). lossutils' ``options`` only pick the chunk
+    size, so every capability stays: the capability checks of tests/test_capabilities.py,
+    against torch's default path."""
+    if check in ("second", "grad", "jacrev", "hessian"):
+        x, W, b = torch.randn(3, 2), torch.randn(4, 2), torch.randn(4)
+        with pytest.raises(RuntimeError), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run = {"second": lambda f: torch.autograd.grad(
+                torch.autograd.grad(f(x.requires_grad_()), x, create_graph=True)[0].sum(), x),
+                "grad": torch.func.grad, "jacrev": torch.func.jacrev,
+                "hessian": torch.func.hessian}[check]
+            f = lambda x: F.linear_cross_entropy(  # noqa: E731
+                x, W, torch.tensor([0, 1, 3]), linear_bias=b, options=options["options"],
+                reduction="sum")
+            out = run(f)
+            if check != "second":
+                out(x.detach())  # the transform raises when it runs
+    monkeypatch.setattr(capabilities, "F", _TorchDefaultPath)
+
+    def run_check(data, skip):
+        args, kwargs = CHUNKED.sample(Draw(data, torch.float64), options)
+        if skip:
+            return
+        if check in CAPABILITY_CHECKS["second"]:
+            capabilities._check_second(CHUNKED, options, args, kwargs, check)
+        else:
+            capabilities._check_func(CHUNKED, options, args, kwargs, check)
+
+    capabilities._second_example(run_check)

@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from strategies import REDUCTIONS, grid
 
-from . import Case, Extreme, Rejection
+from . import ALL_CAPABILITIES, Case, Extreme, Rejection
+
+CAPABILITIES = ALL_CAPABILITIES
 
 Options = torch.nn.LinearCrossEntropyOptions
 
@@ -91,8 +93,12 @@ CASES = [
          grad=(0, 1, "linear_bias"), id_options=_label),
     Case("linear_cross_entropy", _sample(False, bias=False), SMOOTHED[:3], grad=(0, 1),
          id_options=_label),
+    # torch's chunked path: autocast and half precision against it here; it cannot do second
+    # derivatives, grad, jacrev or hessian (it raises) and its jacfwd is wrong, so lossutils'
+    # are checked against torch's default path in tests/test_linear_cross_entropy.py
     Case("linear_cross_entropy", _sample(False, bias=True), CHUNKED_OPTIONS,
-         grad=(0, 1, "linear_bias"), id_options=_label),
+         grad=(0, 1, "linear_bias"), id_options=_label,
+         capabilities=frozenset({"autocast", "half"})),
     # probabilities: differentiable in the target and the class weight too, as in torch
     Case("linear_cross_entropy", _sample(True, bias=True, weighted=True), SMOOTHED,
          grad=(0, 1, 2, "linear_bias", "weight"), id_options=_label),
