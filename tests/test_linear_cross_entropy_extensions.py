@@ -56,10 +56,11 @@ def reference(x, W, target, *, linear_bias=None, weight=None, reduction="mean",
     return loss + (z_loss.sum() if reduction == "sum" else z_loss.sum() / counted.sum())
 
 
-EXTENSIONS = [dict(softcap=2.0), dict(lse_square_scale=1e-2), dict(softcap=1.5, lse_square_scale=0.1)]
-OPTIONS = [dict(), dict(reduction="sum"), dict(reduction="none"),
+EXTENSIONS = [dict(softcap=2.0), dict(lse_square_scale=1e-2),
+              dict(softcap=1.5, lse_square_scale=0.1)]
+OPTIONS = [{}, dict(reduction="sum"), dict(reduction="none"),
            dict(label_smoothing=0.2, weight=True), dict(weight=True, ignore_index=4)]
-CHUNKS = [dict(), dict(chunk_size=5), dict(chunk_size=8, vocab_chunk_size=11)]
+CHUNKS = [{}, dict(chunk_size=5), dict(chunk_size=8, vocab_chunk_size=11)]
 
 
 def _ids(d):
@@ -89,7 +90,7 @@ def test_extensions_equal_the_composed_reference(extension, options, chunks):
         torch.testing.assert_close(a, t, rtol=1e-12, atol=1e-13)
 
 
-@pytest.mark.parametrize("options", [dict(), dict(reduction="none")], ids=_ids)
+@pytest.mark.parametrize("options", [{}, dict(reduction="none")], ids=_ids)
 def test_extensions_on_probability_targets(options):
     x, W, b, target, weight = _problem(probabilities=True)
     kwargs = dict(weight=weight, softcap=3.0, lse_square_scale=0.05, label_smoothing=0.1,
@@ -197,7 +198,7 @@ def _bound(x, W, b, target, kwargs, eps, grad_output):
     return per_row, per_class, eps * kappa.abs().sum()
 
 
-FILTER_OPTIONS = [dict(), dict(reduction="sum"), dict(reduction="none", chunk_size=5),
+FILTER_OPTIONS = [{}, dict(reduction="sum"), dict(reduction="none", chunk_size=5),
                   dict(label_smoothing=0.1), dict(softcap=20.0), dict(lse_square_scale=1e-3),
                   dict(chunk_size=16), dict(chunk_size=16, vocab_chunk_size=300)]
 
