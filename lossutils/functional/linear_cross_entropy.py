@@ -29,6 +29,7 @@ from .._autograd import apply, fast_path, plain, transformable
 from .._precision import upcast
 from .._reduction import reduce, reduction_grad
 from . import _linear_cross_entropy_dense as dense
+from . import _linear_cross_entropy_whole as whole
 from ._chunk_passes import (
     ChunkPlan,
     Extras,
@@ -61,6 +62,7 @@ class Settings:
     sort_vocab: bool = False
     # where torch rounds the logits and their gradient: the half dtype of linear's output
     rounding: torch.dtype | None = None
+    whole: bool = False  # a small problem: forward in one pass (._linear_cross_entropy_whole)
 
 
 class _Problem(NamedTuple):
@@ -257,7 +259,11 @@ class LinearCrossEntropyFunction(Function):
         problem = _Problem(input, linear_weight, linear_bias, target, weight)
         empty = input.new_empty(0)
         if plain(*problem):
-            loss, lse, grads = _forward(_upcast(problem), settings, settings.precompute)
+            if settings.whole:  # a small problem: one pass (._linear_cross_entropy_whole)
+                loss, lse, grads = whole.forward(*problem, settings, settings.precompute)
+                lse = empty if lse is None else lse
+            else:
+                loss, lse, grads = _forward(_upcast(problem), settings, settings.precompute)
             grads = [g if g is not None else empty for g in grads[:3]]
         else:  # traced by a torch.func transform: whole tensors, no in-place buffers
             loss, lse = dense.forward(problem, settings)
@@ -300,7 +306,8 @@ class LinearCrossEntropyFunction(Function):
         pre, ctx.precomputed = ctx.precomputed, [None, None, None]
         if not all(g is not None for g, wanted in zip(pre, want, strict=True) if wanted):
             # a second backward (retain_graph): the same loop as forward's, so the same bits
-            pre = _forward(problem, settings, want)[2]
+            pre = (whole.forward(*problem, settings, want) if settings.whole
+                   else _forward(problem, settings, want))[2]
         # scaled in place with no reference left behind: autograd moves them into .grad, no copy
         grads = [pre[i].mul_(grad_output) if want[i] else None for i in range(3)]
         del pre
@@ -414,5 +421,5 @@ def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, *
     settings = Settings(args.reduction, args.ignore_index, args.label_smoothing, args.plan,
                         args.precompute, args.loss_shape, args.out_dtype,
                         Extras(softcap, float(lse_square_scale), filter_eps), sort_vocab,
-                        args.rounding)
+                        args.rounding, args.whole)
     return apply(LinearCrossEntropyFunction, *problem, settings)[0]
