@@ -20,7 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import lossutils.functional as LF
 import lossutils.nn as LN
 import test_capabilities as capabilities
-from cases import CAPABILITY_CHECKS, CASES
+from cases import ALL_CAPABILITIES, CAPABILITY_CHECKS, CASES
 from strategies import Draw
 from test_losses import _label
 
@@ -188,40 +188,49 @@ class _TorchDefaultPath:
         return F.linear_cross_entropy(*args, **kwargs)
 
 
-CHUNKED = next(c for c in CASES if any("options" in o for o in c.options))
+WITH_OPTIONS = [(case, options) for case in CASES for options in case.options
+                if "options" in options and case.capabilities != ALL_CAPABILITIES]
 
 
 @pytest.mark.parametrize("check", [*CAPABILITY_CHECKS["second"], *CAPABILITY_CHECKS["func"]])
-@pytest.mark.parametrize("options", CHUNKED.options, ids=lambda o: _label(CHUNKED, o))
-def test_options_keep_every_capability(options, check, monkeypatch):
+@pytest.mark.parametrize("case, options", WITH_OPTIONS,
+                         ids=[_label(c, o) for c, o in WITH_OPTIONS])
+def test_options_keep_every_capability(case, options, check, monkeypatch):
     """With ``options``, torch's chunked path cannot differentiate twice, nor run
     ``torch.func.grad``, ``jacrev`` or ``hessian`` (it raises), and its ``jacfwd`` is wrong
-    (forward mode is documented unsupported). lossutils' ``options`` only pick the chunk
-    size, so every capability stays: the capability checks of tests/test_capabilities.py,
-    against torch's default path."""
-    if check in ("second", "grad", "jacrev", "hessian"):
-        x, W, b = torch.randn(3, 2), torch.randn(4, 2), torch.randn(4)
-        with pytest.raises(RuntimeError), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            run = {"second": lambda f: torch.autograd.grad(
-                torch.autograd.grad(f(x.requires_grad_()), x, create_graph=True)[0].sum(), x),
-                "grad": torch.func.grad, "jacrev": torch.func.jacrev,
-                "hessian": torch.func.hessian}[check]
-            f = lambda x: F.linear_cross_entropy(  # noqa: E731
-                x, W, torch.tensor([0, 1, 3]), linear_bias=b, options=options["options"],
-                reduction="sum")
-            out = run(f)
-            if check != "second":
-                out(x.detach())  # the transform raises when it runs
+    (forward mode is documented unsupported; from torch 2.14 this also hits probability
+    targets, whose tangent is no ``requires_grad``). lossutils' ``options`` only pick the
+    chunk size, so every capability stays: the capability checks of
+    tests/test_capabilities.py, against torch's default path."""
     monkeypatch.setattr(capabilities, "F", _TorchDefaultPath)
 
     def run_check(data, skip):
-        args, kwargs = CHUNKED.sample(Draw(data, torch.float64), options)
+        args, kwargs = case.sample(Draw(data, torch.float64), options)
         if skip:
             return
         if check in CAPABILITY_CHECKS["second"]:
-            capabilities._check_second(CHUNKED, options, args, kwargs, check)
+            capabilities._check_second(case, options, args, kwargs, check)
         else:
-            capabilities._check_func(CHUNKED, options, args, kwargs, check)
+            capabilities._check_func(case, options, args, kwargs, check)
 
     capabilities._second_example(run_check)
+
+
+@pytest.mark.parametrize("check", ["second", "grad", "jacrev", "hessian"])
+def test_torch_chunked_path_cannot(check):
+    """Why the test above compares with torch's default path: with ``options`` (class indices),
+    torch's chunked path raises for these."""
+    x, W, b = torch.randn(3, 2), torch.randn(4, 2), torch.randn(4)
+
+    def f(x):
+        return F.linear_cross_entropy(x, W, torch.tensor([0, 1, 3]), linear_bias=b,
+                                      options=torch.nn.LinearCrossEntropyOptions(),
+                                      reduction="sum")
+
+    with pytest.raises(RuntimeError):
+        if check == "second":
+            x.requires_grad_()
+            first, = torch.autograd.grad(f(x), x, create_graph=True)
+            torch.autograd.grad(first.sum(), x)
+        else:
+            getattr(torch.func, check)(f)(x)
