@@ -237,3 +237,19 @@ def fail_on_rank_1() -> None:
     if dist.get_rank() == 1:
         raise ValueError("rank 1 fails on purpose")
     dist.all_reduce(torch.ones(1))
+
+
+def second_derivative_refused() -> str | None:
+    """The message of the error a recorded backward (``create_graph=True``) raises, or None
+    when it raises nothing."""
+    case = dict(dtype="f64", sizes=[3, 2, 4][: dist.get_world_size()], n=5, f=3)
+    x, W, _, target, _, _ = problem(case)
+    rank = dist.get_rank()
+    start = sum(case["sizes"][:rank])
+    x.requires_grad_()
+    loss = vocab_parallel_cross_entropy(x, W[start:start + case["sizes"][rank]], target)
+    try:
+        torch.autograd.grad(loss, x, create_graph=True)
+    except RuntimeError as err:
+        return str(err)
+    return None

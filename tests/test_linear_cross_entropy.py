@@ -19,6 +19,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import lossutils.functional as LF
 import lossutils.nn as LN
+import test_capabilities as capabilities
+from cases import ALL_CAPABILITIES, CAPABILITY_CHECKS, CASES
+from strategies import Draw
+from test_losses import _label
 
 Options = torch.nn.LinearCrossEntropyOptions
 
@@ -173,3 +177,60 @@ def test_module_chunk_size_is_in_its_repr():
         warnings.simplefilter("error")
         module = LN.LinearCrossEntropyLoss(4, 6, chunk_size=2)
     assert "chunk_size=2, vocab_chunk_size=None" in repr(module)
+
+
+class _TorchDefaultPath:
+    """torch.nn.functional with ``linear_cross_entropy``'s ``options`` dropped: torch's default
+    path, which is ``cross_entropy(linear(...))`` exactly."""
+
+    @staticmethod
+    def linear_cross_entropy(*args, options=None, **kwargs):
+        return F.linear_cross_entropy(*args, **kwargs)
+
+
+WITH_OPTIONS = [(case, options) for case in CASES for options in case.options
+                if "options" in options and case.capabilities != ALL_CAPABILITIES]
+
+
+@pytest.mark.parametrize("check", [*CAPABILITY_CHECKS["second"], *CAPABILITY_CHECKS["func"]])
+@pytest.mark.parametrize("case, options", WITH_OPTIONS,
+                         ids=[_label(c, o) for c, o in WITH_OPTIONS])
+def test_options_keep_every_capability(case, options, check, monkeypatch):
+    """With ``options``, torch's chunked path cannot differentiate twice, nor run
+    ``torch.func.grad``, ``jacrev`` or ``hessian`` (it raises), and its ``jacfwd`` is wrong
+    (forward mode is documented unsupported; from torch 2.14 this also hits probability
+    targets, whose tangent is no ``requires_grad``). lossutils' ``options`` only pick the
+    chunk size, so every capability stays: the capability checks of
+    tests/test_capabilities.py, against torch's default path."""
+    monkeypatch.setattr(capabilities, "F", _TorchDefaultPath)
+
+    def run_check(data, skip):
+        args, kwargs = case.sample(Draw(data, torch.float64), options)
+        if skip:
+            return
+        if check in CAPABILITY_CHECKS["second"]:
+            capabilities._check_second(case, options, args, kwargs, check)
+        else:
+            capabilities._check_func(case, options, args, kwargs, check)
+
+    capabilities._second_example(run_check)
+
+
+@pytest.mark.parametrize("check", ["second", "grad", "jacrev", "hessian"])
+def test_torch_chunked_path_cannot(check):
+    """Why the test above compares with torch's default path: with ``options`` (class indices),
+    torch's chunked path raises for these."""
+    x, W, b = torch.randn(3, 2), torch.randn(4, 2), torch.randn(4)
+
+    def f(x):
+        return F.linear_cross_entropy(x, W, torch.tensor([0, 1, 3]), linear_bias=b,
+                                      options=torch.nn.LinearCrossEntropyOptions(),
+                                      reduction="sum")
+
+    with pytest.raises(RuntimeError):
+        if check == "second":
+            x.requires_grad_()
+            first, = torch.autograd.grad(f(x), x, create_graph=True)
+            torch.autograd.grad(first.sum(), x)
+        else:
+            getattr(torch.func, check)(f)(x)

@@ -13,7 +13,7 @@ Defined in :doc:`/chapters/07_llm_scale`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.distributed as dist
@@ -21,7 +21,11 @@ from torch import Tensor
 from torch.autograd import Function
 
 from .. import _reduction
-from .._autograd import once_differentiable
+from .._reduction import reduction_grad
+from ..functional._chunk_passes import ChunkPlan, Gradients, RowChunk, gradient_pass, online_lse
+from ..functional._linear_cross_entropy_args import auto_chunk_size
+from ..functional._linear_cross_entropy_checks import check_chunk_sizes
+from ..functional._target_rows import ClassIndexTargets
 from ._layout import Layout, check_targets, check_weight, explicit_layout, gathered_layout
 
 __all__ = ["VocabParallelCrossEntropyFunction", "shard_bounds", "vocab_parallel_cross_entropy"]
@@ -42,185 +46,99 @@ def shard_bounds(vocab_size: int, world_size: int) -> list[tuple[int, int]]:
 
 
 @dataclass(frozen=True)
-class _Options:
+class _Settings:
+    """The Function's arguments that are not tensors."""
+
     reduction: str
     ignore_index: int
-    eps: float  # label smoothing
-    chunk: int  # rows per chunk
-    vchunk: int  # shard columns per block
+    label_smoothing: float
+    plan: ChunkPlan  # this rank's rows x shard columns, cut into chunks and blocks
+    layout: Layout
 
 
-class _ShardTargets:
-    r"""This rank's columns of the target rows :math:`q_n`, and the row masses :math:`Q_n`.
-
-    For a class index :math:`y_n`,
-    :math:`q_n = (1-\varepsilon) w_{y_n} e_{y_n} + \frac{\varepsilon}{V} w` (zero when
-    :math:`y_n` is ``ignore_index``); the rank sees only the columns of its shard,
-    so :math:`e_{y_n}` is there only when its shard holds :math:`y_n`. The total
-    mass :math:`Q_n = \sum_c q_{nc} = (1-\varepsilon) w_{y_n} + \frac{\varepsilon}{V}\sum_c w_c`
-    needs no logits, so every rank computes it alone (``weight`` is the full vector).
-    """
-
-    def __init__(self, target: Tensor, weight: Tensor | None, opts: _Options, layout: Layout,
-                 dtype):
-        V, eps = layout.vocab_size, opts.eps
-        self.eps = eps
-        self.valid = target != opts.ignore_index
-        index = torch.where(self.valid, target, 0)
-        w_y = weight[index] if weight is not None else torch.ones(target.shape, dtype=dtype)
-        self.one_hot = torch.where(self.valid, (1 - eps) * w_y, 0)  # a_n, coefficient on e_{y_n}
-        self.uniform = self.valid.to(dtype) * (eps / V)  # u_n, the coefficient on w
-        self.local = index - layout.start  # y_n in the shard's own column numbers
-        self.inside = self.valid & (self.local >= 0) & (self.local < layout.size)
-        self.w = weight[layout.start:layout.start + layout.size] if weight is not None else None
-        wsum = weight.sum() if weight is not None else V
-        self.mass = self.one_hot + self.uniform * wsum  # Q_n, over the whole vocabulary
-        self.kept = torch.where(self.valid, w_y, 0)  # what 'mean' divides by, summed
-
-    def _hit(self, rows: slice, lo: int, hi: int) -> tuple[Tensor, Tensor]:
-        """Rows whose target falls in the block ``lo:hi``, and its column there."""
-        local = self.local[rows]
-        hit = self.inside[rows] & (local >= lo) & (local < hi)
-        return hit, (local - lo).clamp(0, max(hi - lo - 1, 0)).unsqueeze(1)
-
-    def dot(self, z: Tensor, rows: slice, lo: int, hi: int) -> tuple[Tensor, Tensor]:
-        """``(<q_n, z_n>, sum_c q_nc)`` over the shard columns ``lo:hi`` held in ``z``."""
-        hit, col = self._hit(rows, lo, hi)
-        a = self.one_hot[rows]
-        dot = torch.where(hit, a * z.gather(1, col).squeeze(1), 0)
-        mass = torch.where(hit, a, 0)
-        if self.eps > 0:
-            u, w = self.uniform[rows], self.w[lo:hi] if self.w is not None else None
-            dot = dot + torch.where(self.valid[rows], u * (z.sum(1) if w is None else z @ w), 0)
-            mass = mass + u * (hi - lo if w is None else w.sum())
-        return dot, mass
-
-    def subtract(self, dz: Tensor, r: Tensor, rows: slice, lo: int, hi: int) -> None:
-        """``dz -= r_n q_n`` on the shard columns ``lo:hi``, in place."""
-        hit, col = self._hit(rows, lo, hi)
-        dz.scatter_add_(1, col, torch.where(hit, -r * self.one_hot[rows], 0).unsqueeze(1))
-        if self.eps > 0:
-            ru = r * self.uniform[rows]
-            if self.w is None:
-                dz.sub_(ru.unsqueeze(1))
-            else:
-                dz.addr_(ru, self.w[lo:hi], alpha=-1)
+def _shard_targets(target: Tensor, weight: Tensor | None, settings: _Settings,
+                   dtype: torch.dtype) -> ClassIndexTargets:
+    r"""The target rows :math:`p_n` seen on this rank's columns ``[s_r, s_r + V_r)`` (their
+    masses :math:`P_n` over the whole vocabulary: ``weight`` is the full vector)."""
+    layout = settings.layout
+    return ClassIndexTargets.build(target, weight, settings.ignore_index,
+                                   settings.label_smoothing, layout.vocab_size, dtype,
+                                   start=layout.start)
 
 
-def _blocks(size: int, vchunk: int) -> list[tuple[int, int]]:
-    return [(lo, min(lo + vchunk, size)) for lo in range(0, size, vchunk)]
-
-
-def _logits(x: Tensor, W: Tensor, b: Tensor | None, lo: int, hi: int, buf: Tensor) -> Tensor:
-    """``x @ W[lo:hi].T + b[lo:hi]`` written into the front of ``buf`` (one buffer per call)."""
-    out = buf[: x.shape[0] * (hi - lo)].view(x.shape[0], hi - lo)
-    if b is None:
-        return torch.mm(x, W[lo:hi].T, out=out)
-    return torch.addmm(b[lo:hi], x, W[lo:hi].T, out=out)
-
-
-def _shard_statistics(x, W, b, tq: _ShardTargets, opts: _Options):
+def _shard_statistics(x: Tensor, W: Tensor, b: Tensor | None, targets: ClassIndexTargets,
+                      plan: ChunkPlan):
     r"""Per row, over this shard only: max :math:`m^{(r)}`, :math:`s^{(r)} = \sum e^{z-m^{(r)}}`,
-    :math:`T^{(r)} = \sum q (z - m^{(r)})` and :math:`Q^{(r)} = \sum q`.
+    :math:`T^{(r)} = \sum p (z - m^{(r)})` and :math:`P^{(r)} = \sum p`.
 
-    An online log-sum-exp over the shard's blocks of columns: when the running
-    max grows from :math:`m` to :math:`m'`, :math:`s \leftarrow s e^{m-m'}` and
-    :math:`T \leftarrow T + (m - m') Q`. An empty shard gives
-    :math:`m = -\infty`, :math:`s = T = Q = 0`.
+    The online log-sum-exp of the single-process loss (:func:`online_lse`), chunk by
+    chunk over the shard's blocks of columns. An empty shard gives
+    :math:`m = -\infty`, :math:`s = T = P = 0`.
     """
-    N, size = x.shape[0], W.shape[0]
-    m_r = x.new_full((N,), -torch.inf)
-    s_r, T_r, Q_r = x.new_zeros(N), x.new_zeros(N), x.new_zeros(N)
-    blocks = _blocks(size, opts.vchunk)
-    buf = x.new_empty(min(opts.chunk, N) * min(opts.vchunk, size))
-    for a in range(0, N, opts.chunk):
-        rows = slice(a, min(a + opts.chunk, N))
-        m = s = T = Q = None
-        for lo, hi in blocks:
-            z = _logits(x[rows], W, b, lo, hi, buf)
-            m_new = z.amax(1) if m is None else torch.maximum(m, z.amax(1))
-            z.sub_(m_new.unsqueeze(1))  # every exponent <= 0: no overflow
-            dot, mass = tq.dot(z, rows, lo, hi)
-            if m is None:
-                s, T, Q = torch.zeros_like(m_new), dot, mass
-            else:
-                shift = m - m_new
-                s, T, Q = s * shift.exp(), T + shift * Q + dot, Q + mass
-            s = s + z.exp_().sum(1)
-            m = m_new
-        if m is not None:
-            m_r[rows], s_r[rows], T_r[rows], Q_r[rows] = m, s, T, Q
-    return m_r, s_r, T_r, Q_r
+    n = x.shape[0]
+    m, s, T, P = x.new_full((n,), -torch.inf), x.new_zeros(n), x.new_zeros(n), x.new_zeros(n)
+    if W.shape[0] == 0:
+        return m, s, T, P
+    buffer = plan.buffer(x)
+    for rows in plan.row_chunks():
+        lse, _ = online_lse(RowChunk(rows, x[rows], W, b, targets.rows(rows)), plan, buffer)
+        m[rows], s[rows], T[rows], P[rows] = (lse.max, lse.sum_exp, lse.target_dot,
+                                              lse.target_mass)
+    return m, s, T, P
 
 
-def _combine(m_r, s_r, T_r, Q_r, group) -> tuple[Tensor, Tensor, Tensor]:
+def _combine(m_r, s_r, T_r, P_r, group) -> tuple[Tensor, Tensor, Tensor]:
     r"""The two all-reduces of forward: :math:`m = \max_r m^{(r)}`, then
-    :math:`(s, T) = \sum_r (s^{(r)} e^{m^{(r)} - m},\; T^{(r)} + (m^{(r)} - m) Q^{(r)})`.
+    :math:`(s, T) = \sum_r (s^{(r)} e^{m^{(r)} - m},\; T^{(r)} + (m^{(r)} - m) P^{(r)})`.
 
-    Returns :math:`m`, :math:`\log s` and :math:`T = \sum_c q_c (z_c - m)`.
+    Returns :math:`m`, :math:`\log s` and :math:`T = \sum_c p_c (z_c - m)`.
     """
     m = m_r.clone()
     dist.all_reduce(m, op=dist.ReduceOp.MAX, group=group)  # collective 1: N numbers
     shift = m_r - m  # <= 0; -inf on an empty shard
-    T_r = torch.where(Q_r == 0, T_r, T_r + shift * Q_r)  # Q_r = 0: no -inf * 0
+    T_r = torch.where(P_r == 0, T_r, T_r + shift * P_r)  # P_r = 0: no -inf * 0
     sums = torch.stack([s_r * shift.exp(), T_r])
     dist.all_reduce(sums, group=group)  # collective 2: 2N numbers (sum of exps, target term)
     return m, sums[0].log(), sums[1]
 
 
-def _backward_pass(x, W, b, tq: _ShardTargets, opts: _Options, lse, r, grads) -> None:
-    r"""Recompute each block of this shard's logits and add its gradient.
-
-    :math:`g_{nc} = r_n (Q_n p_{nc} - q_{nc})` with :math:`p = e^{z - \mathrm{lse}}`;
-    then :math:`\partial L/\partial x \mathrel{+}= g W_{\text{shard}}`,
-    :math:`\partial L/\partial W_{\text{shard}} \mathrel{+}= g^\top x`,
-    :math:`\partial L/\partial b_{\text{shard}} \mathrel{+}= \sum_n g_n`.
-    """
-    gx, gW, gb = grads
-    N, size = x.shape[0], W.shape[0]
-    blocks = _blocks(size, opts.vchunk)
-    buf = x.new_empty(min(opts.chunk, N) * min(opts.vchunk, size))
-    for a in range(0, N, opts.chunk):
-        rows = slice(a, min(a + opts.chunk, N))
-        x_c, rQ = x[rows], (r[rows] * tq.mass[rows]).unsqueeze(1)
-        for lo, hi in blocks:
-            z = _logits(x_c, W, b, lo, hi, buf).sub_(lse[rows].unsqueeze(1))  # log p
-            dz = z.exp_().mul_(rQ)
-            tq.subtract(dz, r[rows], rows, lo, hi)
-            if gx is not None:
-                gx[rows].addmm_(dz, W[lo:hi])
-            if gW is not None:
-                gW[lo:hi].addmm_(dz.T, x_c)
-            if gb is not None:
-                gb[lo:hi] += dz.sum(0)
+SECOND_DERIVATIVES = (
+    "vocab_parallel_cross_entropy: second derivatives are not supported (its backward was "
+    "asked to be recorded, create_graph=True): the all-reduce of the input gradient is "
+    "torch.distributed's in-place collective, which autograd does not differentiate, so the "
+    "terms that flow through the other ranks' shards would be missing. Differentiate once "
+    "(create_graph=False), or use lossutils.functional.linear_cross_entropy on the whole head.")
 
 
 class VocabParallelCrossEntropyFunction(Function):
     r"""Cross-entropy of :math:`z = x W^\top + b` with the rows of :math:`W` sharded over a group.
 
-    Rank :math:`r` holds :math:`W_{[s_r, s_r + V_r)}`. With :math:`q_n` the
-    target row (see :class:`_ShardTargets`), :math:`Q_n = \sum_c q_{nc}` and
-    :math:`\mathrm{lse}_n = \log \sum_c e^{z_{nc}}` over the *whole* vocabulary:
+    Rank :math:`r` holds :math:`W_{[s_r, s_r + V_r)}`. With :math:`p_n` the
+    target row (the true distribution, see :func:`_shard_targets`),
+    :math:`P_n = \sum_c p_{nc}` and :math:`\mathrm{lse}_n = \log \sum_c e^{z_{nc}}`
+    over the *whole* vocabulary:
 
     .. math::
-        l_n = Q_n\, \mathrm{lse}_n - \sum_c q_{nc} z_{nc}
-            = Q_n \log s_n - T_n,\qquad
-        s_n = \sum_c e^{z_{nc} - m_n},\quad T_n = \sum_c q_{nc} (z_{nc} - m_n),
+        l_n = P_n\, \mathrm{lse}_n - \sum_c p_{nc} z_{nc}
+            = P_n \log s_n - T_n,\qquad
+        s_n = \sum_c e^{z_{nc} - m_n},\quad T_n = \sum_c p_{nc} (z_{nc} - m_n),
 
     with :math:`m_n = \max_c z_{nc}`. Each sum over :math:`c` splits over the
     shards, so forward runs two all-reduces of per-row numbers:
 
     1. ``MAX`` of each shard's row maximum :math:`m^{(r)}_n` (:math:`N` numbers);
     2. ``SUM`` of :math:`s^{(r)}_n e^{m^{(r)}_n - m_n}` and
-       :math:`T^{(r)}_n + (m^{(r)}_n - m_n) Q^{(r)}_n` (:math:`2N` numbers):
+       :math:`T^{(r)}_n + (m^{(r)}_n - m_n) P^{(r)}_n` (:math:`2N` numbers):
        the sum of exponentials and the target term, which holds the target
        logit and, with label smoothing, the (weighted) sum of the logits.
 
     Backward, with :math:`r_n` the reduction's weight (``1 / sum_n w_{y_n}`` for
-    ``mean``, 1 for ``sum``, ``grad_output[n]`` for ``none``) and
-    :math:`g_{nc} = r_n (Q_n p_{nc} - q_{nc})`, :math:`p_{nc} = e^{z_{nc} - \mathrm{lse}_n}`,
-    each rank forms its own columns of :math:`g` from the saved
-    :math:`\mathrm{lse}` (recomputing its logits block by block) and
+    ``mean``, 1 for ``sum``, ``grad_output[n]`` for ``none``),
+    :math:`q_{nc} = e^{z_{nc} - \mathrm{lse}_n}` the model's softmax and
+    :math:`g_{nc} = r_n (P_n q_{nc} - p_{nc})`, each rank forms its own columns of
+    :math:`g` from the saved :math:`\mathrm{lse}` (recomputing its logits block by
+    block, the single-process loss's own
+    :func:`~lossutils.functional._chunk_passes.gradient_pass`) and
 
     .. math::
         \frac{\partial L}{\partial W_c} = \sum_n g_{nc} x_n,\quad
@@ -229,65 +147,71 @@ class VocabParallelCrossEntropyFunction(Function):
         \frac{\partial L}{\partial x_n} = \sum_{r} \sum_{c \in \text{shard } r} g_{nc} W_c,
 
     the last one a ``SUM`` all-reduce of :math:`N \times F` numbers (3).
+
+    Second derivatives are refused on purpose: ``backward`` raises when it would be
+    recorded (``create_graph=True``). torch has no vocabulary-parallel loss to match,
+    and a recorded backward here would be wrong, not merely slow: the all-reduce of the
+    input gradient is ``torch.distributed``'s in-place collective, which autograd does
+    not differentiate, so every second-order term that flows through the other ranks'
+    shards would be silently missing. (Making it differentiable would take
+    ``torch.distributed.nn``'s autograd-aware collectives in forward and backward, on
+    every rank in lock step.) ``torch.func`` transforms are not supported either: a
+    collective cannot run per sample of a ``vmap``.
     """
 
     @staticmethod
-    def forward(input, weight_shard, bias_shard, target, weight, layout, opts):
-        tq = _ShardTargets(target, weight, opts, layout, input.dtype)
-        m, log_s, T = _combine(*_shard_statistics(input, weight_shard, bias_shard, tq, opts),
-                               layout.group)
-        losses = torch.where(tq.valid, tq.mass * log_s - T, 0)
-        if opts.reduction == "none":
+    def forward(input, weight_shard, bias_shard, target, weight, settings):
+        targets = _shard_targets(target, weight, settings, input.dtype)
+        statistics = _shard_statistics(input, weight_shard, bias_shard, targets, settings.plan)
+        m, log_s, T = _combine(*statistics, settings.layout.group)
+        losses = targets.mask(targets.row_mass() * log_s - T)
+        if settings.reduction == "none":
             loss = losses
-        elif opts.reduction == "sum":
+        elif settings.reduction == "sum":
             loss = losses.sum()
         else:
-            loss = losses.sum() / tq.kept.sum()
+            loss = losses.sum() / targets.total_weight()
         return loss, m + log_s
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        input, weight_shard, bias_shard, target, weight, layout, opts = inputs
+        *tensors, settings = inputs
         ctx.mark_non_differentiable(output[1])
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(input, weight_shard, bias_shard, target, weight, output[1])
-        ctx.layout, ctx.opts = layout, opts
+        ctx.save_for_backward(*tensors, output[1])
+        ctx.settings = settings
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output, _):
-        nothing = (None,) * 7
+        nothing = (None,) * 6
         if grad_output is None:
             return nothing
+        if torch.is_grad_enabled():
+            raise RuntimeError(SECOND_DERIVATIVES)
         x, W, b, target, weight, lse = ctx.saved_tensors
-        needs, opts = ctx.needs_input_grad, ctx.opts
-        tq = _ShardTargets(target, weight, opts, ctx.layout, x.dtype)
-        N = x.shape[0]
-        if opts.reduction == "none":
-            r = grad_output
+        needs, settings = ctx.needs_input_grad, ctx.settings
+        targets = _shard_targets(target, weight, settings, x.dtype)
+        n = x.shape[0]
+        if settings.reduction == "none":
+            scale = grad_output
         else:
-            scale = grad_output / tq.kept.sum() if opts.reduction == "mean" else grad_output
-            r = scale.expand(N)
+            scale = reduction_grad(grad_output, settings.reduction, n,
+                                   targets.total_weight()).expand(n)
         # ignored rows get exactly zero gradient, even when 'mean' divides by a total weight of 0
-        r = torch.where(tq.valid, r, 0)
-        grads = (torch.zeros_like(x) if needs[0] else None,
-                 torch.zeros_like(W) if needs[1] else None,
-                 torch.zeros_like(b) if b is not None and needs[2] else None)
+        scale = targets.mask(scale)
+        grads = Gradients(torch.zeros_like(x) if needs[0] else None,
+                          torch.zeros_like(W) if needs[1] else None,
+                          torch.zeros_like(b) if b is not None and needs[2] else None)
         if W.shape[0]:
-            _backward_pass(x, W, b, tq, opts, lse, r, grads)
-        if grads[0] is not None:
-            dist.all_reduce(grads[0], group=ctx.layout.group)  # collective 3: N x F numbers
-        return (*grads, *nothing[3:])
-
-
-def _default_chunk(num_rows: int, in_features: int, shard_size: int) -> int:
-    """Rows per chunk so that one chunk's logits take about half the memory of ``input``.
-
-    The rule of ``linear_cross_entropy`` (torch's ``aspect_ratio:2``) with the
-    shard's width: ``next_pow2(ceil(N / ceil(V_r / F))) // 2``, in ``[1, N]``.
-    """
-    per_input = -(-num_rows // max(-(-shard_size // max(in_features, 1)), 1))
-    return max(1, min((1 << max(per_input - 1, 0).bit_length()) // 2, num_rows))
+            plan = settings.plan
+            buffer = plan.buffer(x)
+            for rows in plan.row_chunks():
+                chunk = RowChunk(rows, x[rows], W, b, targets.rows(rows))
+                coefficient = scale[rows] * chunk.targets.row_mass()
+                gradient_pass(chunk, plan, buffer, lse[rows], coefficient, scale[rows], grads)
+        if grads.input is not None:
+            dist.all_reduce(grads.input, group=settings.layout.group)  # collective 3: N x F
+        return (*grads[:3], *nothing[3:])
 
 
 def vocab_parallel_cross_entropy(input: Tensor, weight_shard: Tensor, target: Tensor, *,
@@ -321,7 +245,9 @@ def vocab_parallel_cross_entropy(input: Tensor, weight_shard: Tensor, target: Te
 
     The gradient that reaches backward must be the same on every rank (as it
     is when every rank computes the same loss from it), and either every rank
-    or none needs the input gradient.
+    or none needs the input gradient. First derivatives only: a backward with
+    ``create_graph=True`` raises (see :class:`VocabParallelCrossEntropyFunction`
+    for why), and ``torch.func`` transforms are not supported.
 
     Args:
         input: hidden states :math:`(N, F)`, the same on every rank.
@@ -358,10 +284,11 @@ def vocab_parallel_cross_entropy(input: Tensor, weight_shard: Tensor, target: Te
             loss.backward()  # W_shard.grad: its rows of dL/dW; x.grad: all of dL/dx
     """
     layout_given = vocab_start is not None or vocab_size is not None
-    error, opts = None, None
+    error, settings = None, None
     try:
-        opts, target = _check_local(input, weight_shard, bias_shard, target, weight, reduction,
-                                    ignore_index, label_smoothing, chunk_size, vocab_chunk_size)
+        settings, target = _check_local(input, weight_shard, bias_shard, target, weight,
+                                        reduction, ignore_index, label_smoothing, chunk_size,
+                                        vocab_chunk_size)
         if layout_given:
             layout = explicit_layout(group, vocab_start, vocab_size, weight_shard.shape[0])
     except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError) as err:
@@ -374,20 +301,21 @@ def vocab_parallel_cross_entropy(input: Tensor, weight_shard: Tensor, target: Te
         check_weight([-1 if weight is None else weight.numel()], layout)
     check_targets(target, ignore_index, layout)
     loss, _ = VocabParallelCrossEntropyFunction.apply(input, weight_shard, bias_shard, target,
-                                                      weight, layout, opts)
+                                                      weight, replace(settings, layout=layout))
     return loss
 
 
-def _check_local(input, W, b, target, weight, reduction, ignore_index, label_smoothing, chunk,
-                 vchunk):
-    """Every check one rank can make alone; returns the options and the int64 target."""
+def _check_local(input, W, b, target, weight, reduction, ignore_index, label_smoothing,
+                 chunk_size, vocab_chunk_size) -> tuple[_Settings, Tensor]:
+    """Every check one rank can make alone; returns the settings (without the layout,
+    which may need the other ranks) and the int64 target."""
     reduction = _reduction.check_reduction(reduction)
     if not input.is_floating_point() or input.dim() != 2:
         raise RuntimeError(f"vocab_parallel_cross_entropy: input must be a floating-point (N, F) "
                            f"tensor, got shape {tuple(input.shape)} and dtype {input.dtype}")
-    N, F = input.shape
-    if W.dim() != 2 or W.shape[1] != F:
-        raise RuntimeError(f"vocab_parallel_cross_entropy: weight_shard must be (V_r, {F}) to "
+    n, f = input.shape
+    if W.dim() != 2 or W.shape[1] != f:
+        raise RuntimeError(f"vocab_parallel_cross_entropy: weight_shard must be (V_r, {f}) to "
                            f"match input of shape {tuple(input.shape)}, got {tuple(W.shape)}")
     if b is not None and tuple(b.shape) != (W.shape[0],):
         raise RuntimeError(f"vocab_parallel_cross_entropy: bias_shard must be ({W.shape[0]},) to "
@@ -402,8 +330,8 @@ def _check_local(input, W, b, target, weight, reduction, ignore_index, label_smo
     if target.dtype not in (torch.int64, torch.uint8):
         raise RuntimeError(f"vocab_parallel_cross_entropy: target must hold class indices "
                            f"(int64 or uint8), got dtype {target.dtype}")
-    if tuple(target.shape) != (N,):
-        raise ValueError(f"vocab_parallel_cross_entropy: target must be ({N},) for input of shape "
+    if tuple(target.shape) != (n,):
+        raise ValueError(f"vocab_parallel_cross_entropy: target must be ({n},) for input of shape "
                          f"{tuple(input.shape)}, got {tuple(target.shape)}")
     if weight is not None and weight.requires_grad and torch.is_grad_enabled():
         raise RuntimeError("vocab_parallel_cross_entropy: the loss is not differentiable with "
@@ -413,11 +341,12 @@ def _check_local(input, W, b, target, weight, reduction, ignore_index, label_smo
                         f"got {ignore_index!r}")
     if not label_smoothing <= 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
-    for name, n in (("chunk_size", chunk), ("vocab_chunk_size", vchunk)):
-        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
-            raise ValueError(f"{name} must be a positive int or None, got {n!r}")
-    size = W.shape[0]
-    opts = _Options(reduction, ignore_index, max(float(label_smoothing), 0.0),
-                    chunk if chunk is not None else _default_chunk(N, F, size),
-                    vchunk if vchunk is not None else max(size, 1))
-    return opts, target.long()
+    check_chunk_sizes(chunk_size, vocab_chunk_size)
+    shard = W.shape[0]
+    plan = ChunkPlan(
+        num_rows=n, num_classes=shard,
+        chunk_size=chunk_size if chunk_size is not None else auto_chunk_size(n, f, shard),
+        vocab_chunk_size=vocab_chunk_size if vocab_chunk_size is not None else max(shard, 1))
+    settings = _Settings(reduction, ignore_index, max(float(label_smoothing), 0.0), plan,
+                         layout=None)
+    return settings, target.long()

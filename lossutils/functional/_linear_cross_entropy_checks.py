@@ -58,21 +58,38 @@ def chunk_size_from_options(options, num_rows: int, in_features: int, num_classe
     return max(1, rows)
 
 
-def options_apply(reduction: str, label_smoothing: float, target: Tensor,
-                  out_features: tuple, linear_bias: Tensor | None) -> bool:
+# torch 2.14 (not 2.13) also chunks probability targets, and its warning says so
+_CHUNKS_PROBABILITIES = torch.__version__ >= (2, 14)
+
+
+def options_apply(reduction: str, label_smoothing: float, target: Tensor, out_features: tuple,
+                  linear_bias: Tensor | None, input: Tensor, probabilities: bool) -> bool:
     """Whether torch's chunked path takes ``options``; where it does not, torch ignores
-    them with this very warning (and lossutils keeps its own default chunking)."""
+    them with this very warning (and lossutils keeps its own default chunking).
+
+    From torch 2.14 the chunked path also takes probability targets for ``'mean'`` and
+    ``'sum'`` when they have the input's dtype and need no gradient.
+    """
+    chunkable_probabilities = (
+        _CHUNKS_PROBABILITIES and probabilities and reduction in {"mean", "sum"}
+        and target.dtype == input.dtype and not (target.requires_grad and torch.is_grad_enabled()))
     if (not out_features and reduction in {"mean", "sum", "none"} and label_smoothing == 0.0
-            and target.dtype == torch.int64):
+            and (target.dtype == torch.int64 or chunkable_probabilities)):
         return True
     bias_shape = tuple(linear_bias.shape) if linear_bias is not None else None
+    if _CHUNKS_PROBABILITIES:
+        needs = (" == int64 (or a probability target with reduction in {'mean','sum'}, dtype "
+                 "matching input, and requires_grad == False), out_features")
+        requires_grad = f", target.requires_grad={target.requires_grad}"
+    else:
+        needs, requires_grad = " == int64, out_features", ""
     warnings.warn(
         "linear_cross_entropy: ``options`` ignored; chunked path needs "
         "reduction in {'mean','sum','none'}, label_smoothing == 0, target.dtype"
-        " == int64, out_features == (). Got "
+        f"{needs} == (). Got "
         f"reduction={reduction!r}, label_smoothing={label_smoothing}, "
         f"target.dtype={target.dtype}, out_features={tuple(out_features)}"
-        f", tracing=False, linear_bias.shape={bias_shape}.",
+        f", tracing=False{requires_grad}, linear_bias.shape={bias_shape}.",
         stacklevel=3,
     )
     return False
@@ -108,9 +125,9 @@ def check_shapes(input: Tensor, linear_weight: Tensor, linear_bias: Tensor | Non
 
 
 def check_targets(target: Tensor, probabilities: bool, logits_shape: tuple, num_classes: int,
-                  weight: Tensor | None, label_smoothing: float, input: Tensor) -> None:
+                  weight: Tensor | None, label_smoothing: float, logits_dtype: torch.dtype) -> None:
     """cross_entropy's own checks on ``target``, ``weight`` and ``label_smoothing``, with the
-    logits' shape in the messages."""
+    logits' shape in the messages (``logits_dtype``: the dtype cross_entropy would see)."""
     if probabilities:
         if not target.is_floating_point():
             raise RuntimeError(
@@ -127,10 +144,10 @@ def check_targets(target: Tensor, probabilities: bool, logits_shape: tuple, num_
         raise RuntimeError(f"weight tensor should be defined either for all {num_classes} "
                            f"classes or no classes but got weight tensor of shape: "
                            f"{list(weight.shape)}")
-    if weight is not None and weight.dtype != input.dtype and not probabilities:
-        raise RuntimeError(f"expected scalar type {dtype_name(input.dtype)} but found "
+    if weight is not None and weight.dtype != logits_dtype and not probabilities:
+        raise RuntimeError(f"expected scalar type {dtype_name(logits_dtype)} but found "
                            f"{dtype_name(weight.dtype)}: weight has dtype {weight.dtype}, input "
-                           f"has dtype {input.dtype}")
+                           f"has dtype {logits_dtype}")
     if not label_smoothing <= 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     if not probabilities:
@@ -168,3 +185,27 @@ def check_chunk_sizes(chunk_size, vocab_chunk_size) -> None:
     for name, n in (("chunk_size", chunk_size), ("vocab_chunk_size", vocab_chunk_size)):
         if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
             raise ValueError(f"{name} must be a positive int or None, got {n!r}")
+
+
+def check_extras(softcap, lse_square_scale, filter_eps, sort_vocab, probabilities: bool,
+                 out_features: tuple, label_smoothing: float) -> None:
+    """lossutils' own options: a positive soft-cap, a z-loss scale of at least 0, and a
+    filter threshold in (0, 1) for the cases filtering covers."""
+    if softcap is not None and not (isinstance(softcap, (int, float)) and softcap > 0):
+        raise ValueError(f"softcap must be a positive number or None, got {softcap!r}")
+    if not (isinstance(lse_square_scale, (int, float)) and lse_square_scale >= 0):
+        raise ValueError(f"lse_square_scale must be a number >= 0, got {lse_square_scale!r}")
+    if filter_eps is None:
+        if sort_vocab:
+            raise ValueError("sort_vocab=True orders the vocabulary for gradient filtering: "
+                             "give filter_eps too")
+        return
+    if not (isinstance(filter_eps, (int, float)) and 0 < filter_eps < 1):
+        raise ValueError(f"filter_eps must be in (0, 1) or None, got {filter_eps!r}")
+    if probabilities or out_features:
+        what = "probability targets" if probabilities else f"out_features={out_features}"
+        raise ValueError(f"filter_eps needs class-index targets and a 2-d linear_weight (C, F): "
+                         f"got {what}")
+    if softcap is not None and label_smoothing > 0:
+        raise ValueError("filter_eps with both softcap and label_smoothing is not supported: the "
+                         "smoothing term of a skipped block would need the block's product")

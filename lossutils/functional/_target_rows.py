@@ -1,17 +1,25 @@
-r"""The target of each row of a cross-entropy as a row vector :math:`q_n` over the classes.
+r"""The target of each row of a cross-entropy as a row vector :math:`p_n` over the classes.
 
 Every variant of cross-entropy that :mod:`lossutils.functional.linear_cross_entropy`
-computes is :math:`l_n = \sum_c q_{nc}(\mathrm{lse}_n - z_{nc})`, with
+computes is :math:`l_n = \sum_c p_{nc}(\mathrm{lse}_n - z_{nc})`, with :math:`p_n` the
+*true* distribution of the row (the course's :math:`P`; the model's softmax is
+:math:`q_n`, see the notation page):
 
-* class index :math:`y_n`: :math:`q_n = (1-\varepsilon) w_{y_n} e_{y_n} + \frac{\varepsilon}{C} w`
+* class index :math:`y_n`: :math:`p_n = (1-\varepsilon) w_{y_n} e_{y_n} + \frac{\varepsilon}{C} w`
   (zero on ignored rows), :class:`ClassIndexTargets`;
 * probabilities :math:`t_n`:
-  :math:`q_{nc} = w_c \bigl((1-\varepsilon) t_{nc} + \frac{\varepsilon}{C}\bigr)`,
+  :math:`p_{nc} = w_c \bigl((1-\varepsilon) t_{nc} + \frac{\varepsilon}{C}\bigr)`,
   :class:`ProbabilityTargets`.
 
-:math:`q` is never built for the whole vocabulary: :meth:`dot` and
+:math:`p` is never built for the whole vocabulary: :meth:`dot` and
 :meth:`subtract` use it one block of columns ``lo:hi`` at a time. Both kinds
 answer the same questions, so the chunked loops never ask which kind they hold.
+
+A :class:`ClassIndexTargets` may see only the columns ``[start, start + width)``
+of a vocabulary of ``num_classes``: one rank's shard in
+:mod:`lossutils.distributed.vocab_parallel`. Its blocks ``lo:hi`` are then
+numbered within the shard, while :meth:`row_mass` is over the whole
+vocabulary (it needs no logits, so every rank computes it alone).
 """
 
 from __future__ import annotations
@@ -24,27 +32,28 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class ClassIndexTargets:
-    r""":math:`q_n = (1-\varepsilon) w_{y_n} e_{y_n} + \frac{\varepsilon}{C} w`, zero where
-    :math:`y_n` is ``ignore_index``."""
+    r""":math:`p_n = (1-\varepsilon) w_{y_n} e_{y_n} + \frac{\varepsilon}{C} w`, zero where
+    :math:`y_n` is ``ignore_index``; seen on the columns ``[start, start + width)``."""
 
     valid: Tensor  # y_n != ignore_index
     index: Tensor  # y_n, 0 where ignored
     one_hot: Tensor  # the coefficient on e_{y_n}: (1 - eps) w_{y_n}, 0 where ignored
     uniform: Tensor  # the coefficient on w: eps / C, 0 where ignored
-    weight: Tensor | None
+    weight: Tensor | None  # the class weights of the whole vocabulary
     eps: float
     num_classes: int
+    start: int = 0  # the first column this view sees (a shard's offset)
 
     @classmethod
     def build(cls, target: Tensor, weight: Tensor | None, ignore_index: int, eps: float,
-              num_classes: int, dtype: torch.dtype) -> ClassIndexTargets:
+              num_classes: int, dtype: torch.dtype, start: int = 0) -> ClassIndexTargets:
         valid = target != ignore_index
         index = torch.where(valid, target, 0)
         w_y = weight[index] if weight is not None else torch.ones(target.shape, dtype=dtype)
         one_hot = torch.where(valid, (1 - eps) * w_y, 0)
         # built in ``dtype`` directly: a python-float where() would round eps / C to float32
         uniform = valid.to(dtype) * (eps / num_classes)
-        return cls(valid, index, one_hot, uniform, weight, eps, num_classes)
+        return cls(valid, index, one_hot, uniform, weight, eps, num_classes, start)
 
     def rows(self, rows: slice) -> ClassIndexTargets:
         """The same targets for ``rows`` only."""
@@ -62,22 +71,28 @@ class ClassIndexTargets:
         return torch.where(self.valid, self.weight[self.index], 0).sum()
 
     def row_mass(self) -> Tensor:
-        r""":math:`Q_n = \sum_c q_{nc}`, from the targets alone."""
+        r""":math:`P_n = \sum_c p_{nc}` over the whole vocabulary, from the targets alone."""
         class_weights = self.weight.sum() if self.weight is not None else self.num_classes
         return self.one_hot + self.uniform * class_weights
 
-    def _in_block(self, lo: int, hi: int) -> tuple[Tensor, Tensor]:
-        """Which rows' class lies in ``lo:hi``, and its column in the block (clamped)."""
-        inside = (self.index >= lo) & (self.index < hi) & self.valid
-        return inside, (self.index - lo).clamp(0, hi - lo - 1).unsqueeze(1)
+    def in_block(self, lo: int, hi: int) -> tuple[Tensor, Tensor]:
+        """Which rows' class lies in the block ``lo:hi`` of this view, and its column in the
+        block (clamped into it where it does not)."""
+        local = self.index - (self.start + lo)
+        inside = (local >= 0) & (local < hi - lo) & self.valid
+        return inside, local.clamp(0, max(hi - lo - 1, 0)).unsqueeze(1)
+
+    def block_weight(self, lo: int, hi: int) -> Tensor | None:
+        """The class weights of the block ``lo:hi`` of this view (None without weights)."""
+        return None if self.weight is None else self.weight[self.start + lo:self.start + hi]
 
     def dot(self, z: Tensor, lo: int, hi: int) -> tuple[Tensor, Tensor]:
-        """``(<q_n, z_n>, sum_c q_nc)`` over the block of columns ``lo:hi`` held in ``z``."""
-        inside, column = self._in_block(lo, hi)
+        """``(<p_n, z_n>, sum_c p_nc)`` over the block of columns ``lo:hi`` held in ``z``."""
+        inside, column = self.in_block(lo, hi)
         dot = torch.where(inside, self.one_hot * z.gather(1, column).squeeze(1), 0)
         mass = torch.where(inside, self.one_hot, 0)
         if self.eps > 0:
-            w = self.weight[lo:hi] if self.weight is not None else None
+            w = self.block_weight(lo, hi)
             # mask first: an ignored row may hold -inf logits, and 0 * -inf is nan
             spread = z.sum(1) if w is None else z @ w
             dot = dot + torch.where(self.valid, self.uniform * spread, 0)
@@ -85,19 +100,20 @@ class ClassIndexTargets:
         return dot, mass
 
     def subtract(self, dz: Tensor, scale: Tensor, lo: int, hi: int) -> None:
-        """``dz -= scale_n * q_n`` on the block ``lo:hi``, in place."""
-        inside, column = self._in_block(lo, hi)
+        """``dz -= scale_n * p_n`` on the block ``lo:hi``, in place."""
+        inside, column = self.in_block(lo, hi)
         dz.scatter_add_(1, column, torch.where(inside, -scale * self.one_hot, 0).unsqueeze(1))
         if self.eps > 0:
-            if self.weight is None:
+            w = self.block_weight(lo, hi)
+            if w is None:
                 dz.sub_((scale * self.uniform).unsqueeze(1))
             else:
-                dz.addr_(scale * self.uniform, self.weight[lo:hi], alpha=-1)
+                dz.addr_(scale * self.uniform, w, alpha=-1)
 
 
 @dataclass(frozen=True)
 class ProbabilityTargets:
-    r""":math:`q_{nc} = w_c t'_{nc}` with :math:`t' = (1-\varepsilon) t + \frac{\varepsilon}{C}`."""
+    r""":math:`p_{nc} = w_c t'_{nc}` with :math:`t' = (1-\varepsilon) t + \frac{\varepsilon}{C}`."""
 
     target: Tensor  # t, (N, C)
     weight: Tensor | None
@@ -116,22 +132,22 @@ class ProbabilityTargets:
         r""":math:`t'` on the block ``lo:hi``, before the class weights."""
         return self.target[:, lo:hi] * (1 - self.eps) + self.eps / self.num_classes
 
-    def _q(self, lo: int, hi: int) -> Tensor:
-        q = self.smoothed(lo, hi)
-        return q if self.weight is None else q * self.weight[lo:hi]
+    def _p(self, lo: int, hi: int) -> Tensor:
+        p = self.smoothed(lo, hi)
+        return p if self.weight is None else p * self.weight[lo:hi]
 
     def row_mass(self) -> Tensor:
-        r""":math:`Q_n = \sum_c q_{nc}`, from the targets alone."""
-        return self._q(0, self.num_classes).sum(1)
+        r""":math:`P_n = \sum_c p_{nc}`, from the targets alone."""
+        return self._p(0, self.num_classes).sum(1)
 
     def dot(self, z: Tensor, lo: int, hi: int) -> tuple[Tensor, Tensor]:
-        """``(<q_n, z_n>, sum_c q_nc)`` over the block of columns ``lo:hi`` held in ``z``."""
-        q = self._q(lo, hi)
-        return (q * z).sum(1), q.sum(1)
+        """``(<p_n, z_n>, sum_c p_nc)`` over the block of columns ``lo:hi`` held in ``z``."""
+        p = self._p(lo, hi)
+        return (p * z).sum(1), p.sum(1)
 
     def subtract(self, dz: Tensor, scale: Tensor, lo: int, hi: int) -> None:
-        """``dz -= scale_n * q_n`` on the block ``lo:hi``, in place."""
-        dz.sub_(scale.unsqueeze(1) * self._q(lo, hi))
+        """``dz -= scale_n * p_n`` on the block ``lo:hi``, in place."""
+        dz.sub_(scale.unsqueeze(1) * self._p(lo, hi))
 
 
 TargetRows = ClassIndexTargets | ProbabilityTargets

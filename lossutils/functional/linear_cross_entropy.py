@@ -9,12 +9,15 @@ rows are processed ``chunk_size`` at a time, the vocabulary ``vocab_chunk_size``
 columns at a time with an online log-sum-exp (:mod:`._online_lse`), and the
 gradient is formed chunk by chunk, so no ``N x V`` tensor ever exists.
 
+That is the usual ``loss.backward()``. A backward that is itself recorded
+(second derivatives) or transformed (``torch.func``) runs the same formulas
+on whole tensors, in differentiable ops (:mod:`._linear_cross_entropy_dense`).
+
 Defined in :doc:`/chapters/07_llm_scale`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -22,34 +25,25 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from .._autograd import once_differentiable
-from .._reduction import check_reduction, reduce, reduction_grad
+from .._autograd import apply, fast_path, plain, transformable
+from .._precision import upcast
+from .._reduction import reduce, reduction_grad
+from . import _linear_cross_entropy_dense as dense
+from . import _linear_cross_entropy_whole as whole
 from ._chunk_passes import (
     ChunkPlan,
+    Extras,
     Gradients,
     RowChunk,
     at_position,
     forward_chunk,
     gradient_pass,
 )
-from ._linear_cross_entropy_checks import (
-    aspect_ratio_chunk_size,
-    check_chunk_sizes,
-    check_dtypes,
-    check_shapes,
-    check_targets,
-    chunk_size_from_options,
-    options_apply,
-)
+from ._filtering import unsorted, vocab_sorted
+from ._linear_cross_entropy_args import prepare
 from ._target_rows import ClassIndexTargets, ProbabilityTargets, TargetRows
 
 __all__ = ["linear_cross_entropy"]
-
-
-def _auto_chunk_size(num_rows: int, in_features: int, num_classes: int) -> int:
-    """The default ``chunk_size``: rows such that one chunk's logits take about half the
-    memory of ``input`` (torch's rule for its own chunked path, ``aspect_ratio:2``)."""
-    return aspect_ratio_chunk_size(num_rows, in_features, num_classes, factor=2)
 
 
 @dataclass(frozen=True)
@@ -63,6 +57,12 @@ class Settings:
     # accumulate the gradients w.r.t. (input, linear_weight, linear_bias) while forward runs
     precompute: tuple[bool, bool, bool]
     loss_shape: tuple[int, ...]  # the unreduced loss's shape
+    out_dtype: torch.dtype  # the loss's dtype (torch's, autocast included)
+    extras: Extras = Extras()
+    sort_vocab: bool = False
+    # where torch rounds the logits and their gradient: the half dtype of linear's output
+    rounding: torch.dtype | None = None
+    whole: bool = False  # a small problem: forward in one pass (._linear_cross_entropy_whole)
 
 
 class _Problem(NamedTuple):
@@ -92,26 +92,36 @@ def _positions(problem: _Problem, settings: Settings):
         yield j, at_position(W, j), at_position(b, j), targets
 
 
-def _mean_denominator(problem: _Problem, targets: list[TargetRows]) -> Tensor:
-    """What ``'mean'`` divides by; the targets alone decide it (no logits needed)."""
+def _denominators(problem: _Problem, targets: list[TargetRows]) -> tuple[Tensor, Tensor]:
+    """What ``'mean'`` divides the cross-entropies and the z-losses by; the targets alone
+    decide it (no logits needed)."""
     x, target = problem.x, problem.target
     if target.is_floating_point():  # rows x positions, weights or not (torch's rule)
         dtype = torch.promote_types(x.dtype, target.dtype)
-        return torch.tensor(float(target.shape[0] * len(targets)), dtype=dtype)
-    # the total weight w_{y_n} of the kept rows
-    return torch.as_tensor(sum(t.total_weight() for t in targets)).to(x.dtype)
+        count = torch.tensor(float(target.shape[0] * len(targets)), dtype=dtype)
+        return count, count
+    # the total weight w_{y_n} of the kept rows; the z-loss averages over the kept rows
+    return (torch.as_tensor(sum(t.total_weight() for t in targets)).to(x.dtype),
+            torch.as_tensor(sum(t.valid.sum() for t in targets)).to(x.dtype))
 
 
 def _row_scale(problem: _Problem, settings: Settings, denominator: Tensor) -> Tensor:
-    """The weight ``r_n`` of each row's loss in the reduced loss: 1/denominator for 'mean',
-    1 for 'sum'."""
+    """The weight of each row's loss in the reduced loss: 1/denominator for 'mean', 1 for
+    'sum'."""
     one = torch.ones((), dtype=problem.x.dtype)
     n = problem.x.shape[0]
     return reduction_grad(one, settings.reduction, n, denominator).expand(n)
 
 
+def _upcast(problem: _Problem) -> _Problem:
+    """float16/bfloat16 tensors in float32: every pass accumulates in it, as torch's do."""
+    return _Problem(*(t if t is None or not t.is_floating_point() else upcast(t)
+                      for t in problem))
+
+
 # ----------------------------------------------------------------------------
-# The whole loss: forward (and the gradients it can accumulate), backward
+# The chunked passes (the usual loss.backward()): forward (and the gradients it can
+# accumulate), backward
 # ----------------------------------------------------------------------------
 
 
@@ -119,27 +129,39 @@ def _forward(problem: _Problem, settings: Settings, want: tuple[bool, ...]):
     """The reduced loss, every row's lse ``(N, D)`` and the gradients w.r.t. (input,
     linear_weight, linear_bias) that ``want`` asks for (``mean``/``sum`` only: their row
     weights are known before backward)."""
-    x, plan = problem.x, settings.plan
+    if settings.sort_vocab:
+        problem, settings, order = vocab_sorted(problem, settings)
+        loss, lses, grads = _forward(problem, settings, want)
+        return loss, lses, unsorted(grads, order)
+    x, plan, lam = problem.x, settings.plan, settings.extras.lse_square_scale
     positions = list(_positions(problem, settings))
-    denominator = _mean_denominator(problem, [targets for *_, targets in positions])
+    denominator, count = _denominators(problem, [targets for *_, targets in positions])
     scale = _row_scale(problem, settings, denominator)
+    z_scale = _row_scale(problem, settings, count) if lam else None
     grads = Gradients(*(torch.zeros_like(t) if t is not None and wanted else None
-                         for t, wanted in zip(problem[:3], want, strict=True)))
+                        for t, wanted in zip(problem[:3], want, strict=True)))
     target = problem.target
     dtype = torch.promote_types(x.dtype, target.dtype) if target.is_floating_point() else x.dtype
     # probabilities of a wider dtype than the logits widen the loss, as in torch
     losses = x.new_empty(x.shape[0], len(positions), dtype=dtype)
     lses = x.new_empty(x.shape[0], len(positions))
     buffer = plan.buffer(x)
+    slope = plan.buffer(x) if settings.extras.softcap is not None else None
     for column, (j, W, b, targets) in enumerate(positions):
         position_grads = grads.at(j) if any(want) else None
         for rows in plan.row_chunks():
-            chunk = RowChunk(rows, x[rows], W, b, targets.rows(rows))
+            chunk = RowChunk(rows, x[rows], W, b, targets.rows(rows), settings.extras,
+                             settings.rounding)
             # ignored rows get exactly zero gradient, even when 'mean' divides by 0
             row_scale = chunk.targets.mask(scale[rows])
+            row_z = chunk.targets.mask(z_scale[rows]) if lam else None
             losses[rows, column], lses[rows, column] = forward_chunk(
-                chunk, plan, buffer, row_scale, position_grads)
-    return reduce(losses, settings.reduction, denominator), lses, grads
+                chunk, plan, buffer, row_scale, row_z, position_grads, slope)
+    loss = reduce(losses, settings.reduction, denominator)
+    if lam:  # the z-loss lambda lse^2 of the rows that count
+        valid = torch.stack([t.mask(torch.ones_like(scale)) for *_, t in positions], 1)
+        loss = loss + reduce(lam * valid * lses * lses, settings.reduction, count)
+    return loss, lses, grads
 
 
 def _backward(problem: _Problem, settings: Settings, lse: Tensor, grad_output: Tensor,
@@ -147,8 +169,12 @@ def _backward(problem: _Problem, settings: Settings, lse: Tensor, grad_output: T
     """Every wanted gradient, by one pass that recomputes each chunk's logits from the saved
     inputs and lse: for ``'none'`` (a gradient per row) and for what forward does not
     accumulate (the gradients w.r.t. probability targets and the class weight)."""
+    if settings.sort_vocab:
+        problem, settings, order = vocab_sorted(problem, settings)
+        return unsorted(_backward(problem, settings, lse, grad_output, needs), order)
     x, W, b, target, weight = problem
     plan, probabilities = settings.plan, target.is_floating_point()
+    lam = settings.extras.lse_square_scale
     grads = Gradients(
         input=torch.zeros_like(x) if needs[0] else None,
         linear_weight=torch.zeros_like(W) if needs[1] else None,
@@ -160,36 +186,54 @@ def _backward(problem: _Problem, settings: Settings, lse: Tensor, grad_output: T
     positions = list(_positions(problem, settings))
     if settings.reduction == "none":
         grad_rows = grad_output.reshape(x.shape[0], len(positions))
+        z_rows = grad_rows
     else:
-        denominator = _mean_denominator(problem, [targets for *_, targets in positions])
+        denominator, count = _denominators(problem, [targets for *_, targets in positions])
         scale = _row_scale(problem, settings, denominator) * grad_output
+        z_scale = _row_scale(problem, settings, count) * grad_output
     buffer = plan.buffer(x)
+    slope = plan.buffer(x) if settings.extras.softcap is not None else None
     for column, (j, W_j, b_j, targets) in enumerate(positions):
         position_scale = grad_rows[:, column] if settings.reduction == "none" else scale
+        position_z = z_rows[:, column] if settings.reduction == "none" else z_scale
         for rows in plan.row_chunks():
-            chunk = RowChunk(rows, x[rows], W_j, b_j, targets.rows(rows))
-            gradient_pass(chunk, plan, buffer, lse[rows, column], chunk.targets.row_mass(),
-                           chunk.targets.mask(position_scale[rows]), grads.at(j))
+            chunk = RowChunk(rows, x[rows], W_j, b_j, targets.rows(rows), settings.extras,
+                             settings.rounding)
+            row_scale = chunk.targets.mask(position_scale[rows])
+            coefficient = row_scale * chunk.targets.row_mass()
+            if lam:
+                coefficient = coefficient + 2 * lam * chunk.targets.mask(
+                    position_z[rows]) * lse[rows, column]
+            gradient_pass(chunk, plan, buffer, lse[rows, column], coefficient, row_scale,
+                          grads.at(j), slope)
     return grads
 
 
+@transformable
 class LinearCrossEntropyFunction(Function):
     r"""Cross-entropy of the logits :math:`z = x W^\top + b`, computed chunk by chunk.
 
-    With :math:`q_n` the target row (see :mod:`._target_rows`), :math:`Q_n = \sum_c q_{nc}`,
-    :math:`p_n = \mathrm{softmax}(z_n)` and :math:`r_n` the reduction's weight (for
-    ``mean`` one over :math:`\sum_n w_{y_n}` on the kept rows, or over the number of
-    rows for probabilities; 1 for ``sum``; ``grad_output[n]`` for ``none``):
+    With :math:`p_n` the target row (the true distribution, see :mod:`._target_rows`),
+    :math:`P_n = \sum_c p_{nc}`, :math:`q_n = \mathrm{softmax}(z_n)` the model's and
+    :math:`r_n` the reduction's weight (for ``mean`` one over :math:`\sum_n w_{y_n}` on the
+    kept rows, or over the number of rows for probabilities; 1 for ``sum``;
+    ``grad_output[n]`` for ``none``):
 
     .. math::
-        l_n = \sum_c q_{nc} (\mathrm{lse}(z_n) - z_{nc}), \qquad
-        \frac{\partial l_n}{\partial z_{nc}} = Q_n p_{nc} - q_{nc},
+        l_n = \sum_c p_{nc} (\mathrm{lse}(z_n) - z_{nc}), \qquad
+        \frac{\partial l_n}{\partial z_{nc}} = P_n q_{nc} - p_{nc},
 
     .. math::
         \frac{\partial L}{\partial x_n} = \sum_c g_{nc} W_c, \qquad
         \frac{\partial L}{\partial W_c} = \sum_n g_{nc} x_n, \qquad
         \frac{\partial L}{\partial b_c} = \sum_n g_{nc}, \qquad
-        g_{nc} = r_n (Q_n p_{nc} - q_{nc}).
+        g_{nc} = r_n (P_n q_{nc} - p_{nc}).
+
+    With lossutils' extras, :math:`z = c \tanh(u / c)` of :math:`u = x W^\top + b`
+    (soft-cap :math:`c`; :math:`g` then carries the factor :math:`1 - \tanh^2(u/c)`), and
+    each counted row adds the z-loss :math:`\lambda\, \mathrm{lse}_n^2` (``mean``: over
+    the number of counted rows), whose gradient adds :math:`2 \lambda \rho_n \mathrm{lse}_n
+    q_{nc}` to :math:`g_{nc}` (see :mod:`._chunk_passes`).
 
     Each chunk of rows needs only its own :math:`\mathrm{lse}_n`, so :math:`g` is
     formed and consumed one ``chunk_size x vocab_chunk_size`` block at a time.
@@ -197,6 +241,12 @@ class LinearCrossEntropyFunction(Function):
     loss (the logits are computed once) and backward scales them by the scalar
     ``grad_output``; for ``none`` (and a repeated backward) backward recomputes
     the logits from the saved inputs and the saved :math:`\mathrm{lse}`.
+
+    When the backward is recorded (``create_graph=True``) or a ``torch.func``
+    transform runs the Function, forward, backward and ``jvp`` run these formulas on
+    whole tensors in differentiable ops (:mod:`._linear_cross_entropy_dense`), so
+    second derivatives, ``vmap``, ``jacrev``, ``jacfwd`` and ``hessian`` are exact.
+    float16/bfloat16 arguments are computed in float32 and the loss rounded once.
 
     ``input`` is ``(N, F)``; ``linear_weight`` ``(C, F)`` with ``target`` ``(N,)``
     (class indices) or ``(N, C)`` (probabilities), or, for a K-dimensional loss,
@@ -207,12 +257,21 @@ class LinearCrossEntropyFunction(Function):
     @staticmethod
     def forward(input, linear_weight, linear_bias, target, weight, settings):
         problem = _Problem(input, linear_weight, linear_bias, target, weight)
-        loss, lse, grads = _forward(problem, settings, settings.precompute)
+        empty = input.new_empty(0)
+        if plain(*problem):
+            if settings.whole:  # a small problem: one pass (._linear_cross_entropy_whole)
+                loss, lse, grads = whole.forward(*problem, settings, settings.precompute)
+                lse = empty if lse is None else lse
+            else:
+                loss, lse, grads = _forward(_upcast(problem), settings, settings.precompute)
+            grads = [g if g is not None else empty for g in grads[:3]]
+        else:  # traced by a torch.func transform: whole tensors, no in-place buffers
+            loss, lse = dense.forward(problem, settings)
+            grads = [empty] * 3
         if settings.reduction == "none":
             loss = loss.reshape(settings.loss_shape)
         # the gradients accumulated on the way are outputs too, so that setup_context keeps them
-        empty = input.new_empty(0)
-        return loss, lse, *(g if g is not None else empty for g in grads[:3])
+        return loss.to(settings.out_dtype), lse, *grads
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -222,51 +281,67 @@ class LinearCrossEntropyFunction(Function):
         # no zero-filled "gradients" for those outputs in backward: 80 MiB at 8192 x 512, V = 32768
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(*tensors, lse)
+        ctx.save_for_forward(*tensors)
         ctx.settings = settings
         # detached: they are outputs of this node and would otherwise keep it alive
-        ctx.precomputed = [g.detach() if done else None
-                           for g, done in zip(grads, settings.precompute, strict=True)]
+        ctx.precomputed = [
+            g.detach() if done and g.shape == t.shape else None
+            for g, t, done in zip(grads, tensors[:3], settings.precompute, strict=True)]
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output, *_):
         if grad_output is None:  # the loss itself was not used
             return (None,) * 6
         *tensors, lse = ctx.saved_tensors
         problem, settings, needs = _Problem(*tensors), ctx.settings, ctx.needs_input_grad
-        if settings.reduction == "none" or needs[3] or needs[4]:
-            # per-row grad_output (or gradients forward did not accumulate): one recomputing pass
+        if not fast_path(grad_output, *tensors):  # recorded, or transformed: differentiable ops
+            ctx.precomputed = [None, None, None]
+            return (*dense.backward(problem, settings, grad_output, needs), None)
+        problem, grad_output = _upcast(problem), upcast(grad_output)
+        if settings.reduction == "none" or needs[3] or needs[4] or settings.rounding:
+            # per-row grad_output, gradients forward did not accumulate, or a gradient to round
+            # after grad_output has scaled it: one recomputing pass
             return (*_backward(problem, settings, lse, grad_output, needs), None)
         want = (needs[0], needs[1], problem.b is not None and needs[2])
         pre, ctx.precomputed = ctx.precomputed, [None, None, None]
         if not all(g is not None for g, wanted in zip(pre, want, strict=True) if wanted):
             # a second backward (retain_graph): the same loop as forward's, so the same bits
-            pre = _forward(problem, settings, want)[2]
+            pre = (whole.forward(*problem, settings, want) if settings.whole
+                   else _forward(problem, settings, want))[2]
         # scaled in place with no reference left behind: autograd moves them into .grad, no copy
         grads = [pre[i].mul_(grad_output) if want[i] else None for i in range(3)]
         del pre
         return (*grads, None, None, None)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        problem, settings = _Problem(*ctx.saved_tensors), ctx.settings
+        tangent = dense.jvp(problem, settings, tangents[:5])
+        if settings.reduction == "none":
+            tangent = tangent.reshape(settings.loss_shape)
+        return tangent.to(settings.out_dtype), None, None, None, None
 
 
 def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, *,
                          linear_bias: Tensor | None = None, weight: Tensor | None = None,
                          reduction: str = "mean", ignore_index: int | None = None,
                          label_smoothing: float = 0.0, options=None,
-                         chunk_size: int | None = None,
-                         vocab_chunk_size: int | None = None) -> Tensor:
+                         chunk_size: int | None = None, vocab_chunk_size: int | None = None,
+                         softcap: float | None = None, lse_square_scale: float = 0.0,
+                         filter_eps: float | None = None, sort_vocab: bool = False) -> Tensor:
     r"""Cross-entropy of ``input @ linear_weight.T + linear_bias`` against ``target``, logits
     never stored.
 
-    Same value, gradients, shapes, warnings and errors as
+    Same value, gradients (first and second), shapes, warnings and errors as
     :func:`torch.nn.functional.linear_cross_entropy`: it equals
     ``cross_entropy(linear(input, linear_weight, linear_bias), target, ...)``,
     so with :math:`z_n = W x_n + b`
 
     .. math::
-        l_n = \sum_c q_{nc} \bigl(\log\textstyle\sum_k e^{z_{nk}} - z_{nc}\bigr)
+        l_n = \sum_c p_{nc} \bigl(\log\textstyle\sum_k e^{z_{nk}} - z_{nc}\bigr)
 
-    where :math:`q_n = w_{y_n} e_{y_n}` for a class index :math:`y_n` (0 when
-    :math:`y_n` = ``ignore_index``) or :math:`q_{nc} = w_c t_{nc}` for
+    where the target row is :math:`p_n = w_{y_n} e_{y_n}` for a class index :math:`y_n`
+    (0 when :math:`y_n` = ``ignore_index``) or :math:`p_{nc} = w_c t_{nc}` for
     probabilities :math:`t_n`, each mixed with :math:`\varepsilon/C` uniform
     by ``label_smoothing`` :math:`\varepsilon`. ``reduction``: ``'none'`` keeps
     :math:`l_n`; ``'sum'`` adds them; ``'mean'`` divides the sum by
@@ -276,6 +351,17 @@ def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, *
     Unlike torch's default path, the ``N x C`` logits never exist: rows are
     processed ``chunk_size`` at a time and classes ``vocab_chunk_size`` at a
     time with an online log-sum-exp (see :class:`LinearCrossEntropyFunction`).
+
+    Like torch's default path (``options=None``), second derivatives,
+    ``torch.func`` (``grad``, ``vmap``, ``jacrev``, ``jacfwd``, ``hessian``) and
+    autocast work: under ``torch.autocast`` the matrix product runs in the
+    autocast dtype (``linear``'s policy) and the loss in float32
+    (``cross_entropy``'s), as torch's composition does; float16 and bfloat16
+    arguments accumulate in float32. Where ``options`` sends torch to its
+    chunked path, torch itself cannot do second derivatives, ``grad``,
+    ``jacrev`` or ``hessian`` (it raises) and its ``jacfwd`` is wrong (its
+    documentation: "forward-mode AD unsupported"); lossutils computes them
+    all, exactly, whatever ``options`` says.
 
     Args:
         input: hidden states, :math:`(F)` or :math:`(N, F)`.
@@ -290,13 +376,30 @@ def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, *
             only).
         label_smoothing: :math:`\varepsilon \in [0, 1]`. Default 0.
         options: a ``torch.nn.LinearCrossEntropyOptions``; where torch would use
-            it, its ``batch_chunk_size`` / ``chunking_method`` choose ``chunk_size``.
+            it, its ``batch_chunk_size`` / ``chunking_method`` choose ``chunk_size``
+            (and, as in torch, autocast leaves the arguments alone).
+
+    Keyword arguments that are lossutils extensions (torch has none of them; all default
+    to torch's behaviour):
         chunk_size: rows per chunk. Default: torch's ``aspect_ratio:2`` rule
-            (:func:`_auto_chunk_size`), so a chunk's logits take about half the memory of
-            ``input``.
+            (:func:`._linear_cross_entropy_args.auto_chunk_size`), so a chunk's logits take
+            about half the memory of ``input``.
         vocab_chunk_size: classes per block. Default: all of them (one block,
             no recomputation); smaller blocks lower the peak further at the cost
             of computing the logits twice.
+        softcap: :math:`c > 0`: the logits are :math:`c \tanh(z / c)` (Gemma 2's logit
+            soft-capping). Default None (no cap).
+        lse_square_scale: :math:`\lambda \ge 0`: each counted row adds the z-loss
+            :math:`\lambda\,\mathrm{lse}(z_n)^2` (PaLM), averaged over the counted rows for
+            ``'mean'``. Default 0.
+        filter_eps: :math:`\epsilon \in (0, 1)`: the first-order backward skips the
+            products of each block of classes whose softmax entries are all below
+            :math:`\epsilon` for every row of a chunk (Cut Cross-Entropy's gradient
+            filtering), an error bounded in :mod:`._filtering`. Class-index targets and 2-d
+            heads only. Default None: exact. Second derivatives and transforms stay exact.
+        sort_vocab: with ``filter_eps``, process the classes in descending order of their
+            average logit over the batch, so the negligible ones share blocks (costs a
+            copy of the head). Default False.
 
     Shape:
         output: scalar, or for ``'none'`` :math:`()`, :math:`(N)` or :math:`(N, d_1, \dots)`.
@@ -308,66 +411,15 @@ def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, *
         >>> loss
         tensor(0.8103, grad_fn=<LinearCrossEntropyFunctionBackward>)
         >>> loss.backward()
+        >>> linear_cross_entropy(x, W, torch.tensor([0, 2]), softcap=1.0, lse_square_scale=1e-2)
+        tensor(0.9159, grad_fn=<LinearCrossEntropyFunctionBackward>)
     """
-    check_shapes(input, linear_weight, linear_bias)
-    num_batches, in_features = tuple(input.shape[:-1]), input.shape[-1]
-    num_classes, out_features = linear_weight.shape[0], tuple(linear_weight.shape[1:-1])
-    logits_shape = (*num_batches, num_classes, *out_features)
-    probabilities = tuple(target.shape) == logits_shape
-    if probabilities and ignore_index is not None:
-        raise RuntimeError("ignore_index cannot be specified when target contains probabilities: "
-                           f"target has the logits' shape {logits_shape}, so it holds "
-                           "probabilities")
-    ignore_index = -100 if ignore_index is None else ignore_index
-    n = num_batches[0] if num_batches else 1
-    if options is not None and options_apply(reduction, label_smoothing, target, out_features,
-                                             linear_bias):
-        from_options = chunk_size_from_options(options, n, in_features, num_classes, input)
-        chunk_size = chunk_size if chunk_size is not None else from_options
-    reduction = check_reduction(reduction)
-    check_targets(target, probabilities, logits_shape, num_classes, weight, label_smoothing,
-                  input)
-    check_dtypes(input, linear_weight, linear_bias)
-    check_chunk_sizes(chunk_size, vocab_chunk_size)
-    problem = _canonical(input, linear_weight, linear_bias, target, weight, probabilities)
-    if not probabilities:
-        t = problem.target
-        bad = (t != ignore_index) & ((t < 0) | (t >= num_classes))
-        if bad.any():
-            raise IndexError(f"Target {t[bad][0].item()} is out of bounds.: class indices must lie "
-                             f"in [0, {num_classes}) (or equal ignore_index={ignore_index})")
-    # the gradients that forward can accumulate: mean/sum over class indices, or over
-    # probabilities that (like the class weight) do not require grad themselves
-    recompute_only = reduction == "none" or (probabilities and (
-        target.requires_grad or (weight is not None and weight.requires_grad)))
-    wants = (input.requires_grad, linear_weight.requires_grad,
-             linear_bias is not None and linear_bias.requires_grad)
-    precompute = tuple(torch.is_grad_enabled() and w and not recompute_only for w in wants)
-    plan = ChunkPlan(
-        num_rows=n, num_classes=num_classes,
-        chunk_size=chunk_size if chunk_size is not None else _auto_chunk_size(n, in_features,
-                                                                              num_classes),
-        vocab_chunk_size=vocab_chunk_size if vocab_chunk_size is not None else max(num_classes, 1))
-    eps = max(float(label_smoothing), 0.0)  # torch treats a negative label_smoothing as none
-    settings = Settings(reduction, ignore_index, eps, plan, precompute,
-                        (*num_batches, *out_features))
-    return LinearCrossEntropyFunction.apply(*problem, settings)[0]
-
-
-def _canonical(input: Tensor, linear_weight: Tensor, linear_bias: Tensor | None, target: Tensor,
-               weight: Tensor | None, probabilities: bool) -> _Problem:
-    """The tensors in the shapes of :class:`_Problem`: a K-dimensional loss's D = d_1...d_K
-    output positions get their own axis. Plain 2-D tensors go in as they are: a reshaped view
-    would make autograd copy their gradients."""
-    x, W, b, t = input, linear_weight, linear_bias, target
-    num_classes, in_features = W.shape[0], W.shape[-1]
-    if input.dim() == 1:
-        x = input.unsqueeze(0)
-        t = t.reshape(1, num_classes) if probabilities else t.reshape(1)
-    if W.dim() > 2:
-        d = math.prod(W.shape[1:-1])
-        W = W.reshape(num_classes, d, in_features)
-        b = b.reshape(num_classes, d) if b is not None else None
-        t = t.reshape(x.shape[0], num_classes, d) if probabilities else t.reshape(x.shape[0], d)
-    t = t if probabilities or t.dtype == torch.int64 else t.long()
-    return _Problem(x, W, b, t, weight)
+    args = prepare(input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
+                   label_smoothing, options, chunk_size, vocab_chunk_size, softcap,
+                   lse_square_scale, filter_eps, sort_vocab)
+    problem = _Problem(*args.tensors)
+    settings = Settings(args.reduction, args.ignore_index, args.label_smoothing, args.plan,
+                        args.precompute, args.loss_shape, args.out_dtype,
+                        Extras(softcap, float(lse_square_scale), filter_eps), sort_vocab,
+                        args.rounding, args.whole)
+    return apply(LinearCrossEntropyFunction, *problem, settings)[0]

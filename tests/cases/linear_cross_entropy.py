@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from strategies import REDUCTIONS, grid
 
-from . import Case, Extreme, Rejection
+from . import ALL_CAPABILITIES, Case, Extreme, Rejection
+
+CAPABILITIES = ALL_CAPABILITIES
 
 Options = torch.nn.LinearCrossEntropyOptions
 
@@ -91,13 +93,28 @@ CASES = [
          grad=(0, 1, "linear_bias"), id_options=_label),
     Case("linear_cross_entropy", _sample(False, bias=False), SMOOTHED[:3], grad=(0, 1),
          id_options=_label),
+    # torch's chunked path: autocast and half precision against it here; it cannot do second
+    # derivatives, grad, jacrev or hessian (it raises) and its jacfwd is wrong, so lossutils'
+    # are checked against torch's default path in tests/test_linear_cross_entropy.py
     Case("linear_cross_entropy", _sample(False, bias=True), CHUNKED_OPTIONS,
-         grad=(0, 1, "linear_bias"), id_options=_label),
+         grad=(0, 1, "linear_bias"), id_options=_label,
+         capabilities=frozenset({"autocast", "half"})),
     # probabilities: differentiable in the target and the class weight too, as in torch
     Case("linear_cross_entropy", _sample(True, bias=True, weighted=True), SMOOTHED,
          grad=(0, 1, 2, "linear_bias", "weight"), id_options=_label),
     Case("linear_cross_entropy", _sample(True, bias=False, weighted=False), SMOOTHED[:3],
          grad=(0, 1, 2), id_options=_label),
+    # torch's chunked path and probabilities: from torch 2.14 it takes them for 'mean'/'sum' when
+    # the target needs no gradient, else (and always on 2.13) both ignore the options with the
+    # same warning (whose words changed in 2.14)
+    Case("linear_cross_entropy", _sample(True, bias=True, weighted=False), CHUNKED_OPTIONS[:3],
+         grad=(0, 1, "linear_bias"), id_options=lambda o: "target-no-grad," + _label(o),
+         capabilities=frozenset({"autocast", "half"})),
+    # (torch.func here against torch's default path, in tests/test_linear_cross_entropy.py:
+    # under jacfwd the target needs no gradient, so torch 2.14's chunked path runs, wrongly)
+    Case("linear_cross_entropy", _sample(True, bias=True, weighted=False), CHUNKED_OPTIONS[:3],
+         grad=(0, 1, 2, "linear_bias"), id_options=_label,
+         capabilities=frozenset({"second", "autocast", "half"})),
     Case("linear_cross_entropy", _wide_probabilities, SMOOTHED[:3], grad=(0, 1, 2, "linear_bias"),
          id_options=lambda o: "float64-target," + _label(o), dtypes=(torch.float32,)),
     Case("linear_cross_entropy", _sample(False, bias=True, kdim=True), SMOOTHED,
