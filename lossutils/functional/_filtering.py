@@ -33,7 +33,7 @@ processed in descending order of their average logit over the batch,
 :math:`\bar z_c = \bar x \cdot W_c + b_c` (exact: the average of an affine
 map is the map of the average), so the rarely likely words share blocks.
 
-Defined in :doc:`/chapters/07_4_filtering`.
+Used in :doc:`/chapters/07_llm_scale` (the chunked linear cross-entropy).
 """
 
 from __future__ import annotations
