@@ -55,13 +55,32 @@ def _scaled(grad: Tensor, scale: Tensor, weight: Tensor | None, in_place: bool) 
     return grad if weight is None else grad * weight
 
 
+def _bce_terms_in_place(x: Tensor, y: Tensor) -> Tensor:
+    r"""ATen's kernel, term by term in two fresh buffers (one returned):
+    :math:`(y - 1) \max(\log(1 - x), -100) - y \max(\log x, -100)`."""
+    log_1mx = torch.neg(x).log1p_().clamp_(min=_LOG_FLOOR)
+    loss = torch.sub(y, 1).mul_(log_1mx)
+    return loss.addcmul_(y, torch.log(x, out=log_1mx).clamp_(min=_LOG_FLOOR), value=-1)
+
+
+def _bce_input_slope_in_place(x: Tensor, y: Tensor) -> Tensor:
+    r""":math:`(x - y) / \max((1 - x) x, 10^{-12})` in one fresh buffer, the floor built half
+    a tensor at a time: torch's kernel holds one gradient-sized buffer, and two would be more
+    than its peak memory."""
+    slope = torch.sub(x, y)
+    if x.numel() < 2 or not x.is_contiguous():
+        return slope.div_(torch.rsub(x, 1).mul_(x).clamp_(min=_EPSILON))
+    for part, x_part in zip(slope.view(-1).chunk(2), x.view(-1).chunk(2), strict=True):
+        part.div_(torch.rsub(x_part, 1).mul_(x_part).clamp_(min=_EPSILON))
+    return slope
+
+
 def _bce_slopes(x: Tensor, y: Tensor, need: tuple[bool, bool], in_place: bool):
     r""":math:`\partial l_n / \partial x_n` and :math:`\partial l_n / \partial y_n` without the
     weight: :math:`(x - y) / \max((1 - x) x, 10^{-12})` and :math:`-\operatorname{logit}(x)`."""
     slope_x = slope_y = None
     if need[0] and in_place:
-        floor = torch.neg(x).add_(1).mul_(x).clamp_(min=_EPSILON)  # (1 - x) x, floored
-        slope_x = torch.sub(x, y).div_(floor)
+        slope_x = _bce_input_slope_in_place(x, y)
     elif need[0]:
         slope_x = (x - y) / ((1 - x) * x).clamp(min=_EPSILON)
     if need[1]:
@@ -97,10 +116,7 @@ class BinaryCrossEntropyFunction(Function):
     def forward(input, target, weight, reduction):
         x, y, w = upcast(input), upcast(target), upcast(weight)  # float32 for halves
         if plain(input, target, weight):
-            # ATen's kernel, term by term in two fresh buffers: (y - 1) log(1 - x) - y log x
-            log_1mx = torch.neg(x).log1p_().clamp_(min=_LOG_FLOOR)
-            loss = torch.sub(y, 1).mul_(log_1mx)
-            loss.sub_(torch.log(x, out=log_1mx).clamp_(min=_LOG_FLOOR).mul_(y))
+            loss = _bce_terms_in_place(x, y)
             if w is not None:
                 loss.mul_(w)  # in place, as torch: the loss keeps its dtype
         else:
@@ -139,6 +155,16 @@ class BinaryCrossEntropyFunction(Function):
                                                    strict=True) if s is not None)
         terms = terms if w is None else terms * w
         return reduce(terms, ctx.reduction).to(input.dtype)
+
+
+def _logits_terms_in_place(x: Tensor, y: Tensor, pos_weight: Tensor | None) -> Tensor:
+    r"""ATen's order in two fresh buffers (one returned): :math:`\log\sigma(x) = \min(x, 0)
+    - \log(1 + e^{-|x|})`, then :math:`(1 - y) x - (1 + (p - 1) y) \log\sigma(x)`."""
+    log1p_exp = torch.abs(x).neg_().exp_().log1p_()
+    log_sig = torch.clamp(x, max=0).sub_(log1p_exp)
+    if pos_weight is not None:
+        log_sig.mul_((pos_weight - 1).mul(y).add_(1))
+    return torch.neg(y, out=log1p_exp).add_(1).mul_(x).sub_(log_sig)
 
 
 def _logits_slopes(x: Tensor, y: Tensor, pos_weight: Tensor | None, need: tuple[bool, bool],
@@ -187,13 +213,7 @@ class BinaryCrossEntropyWithLogitsFunction(Function):
     def forward(input, target, weight, pos_weight, reduction):
         x, y, w, p = upcast(input), upcast(target), upcast(weight), upcast(pos_weight)
         if plain(input, target, weight, pos_weight) and x.dtype == y.dtype:
-            # ATen's order in two fresh buffers: log sigma(x) = min(x, 0) - log(1 + e^{-|x|}),
-            # then (1 - y) x - (1 + (p - 1) y) log sigma(x)
-            log1p_exp = torch.abs(x).neg_().exp_().log1p_()
-            log_sig = torch.clamp(x, max=0).sub_(log1p_exp)
-            if p is not None:
-                log_sig.mul_((p - 1).mul(y).add_(1))
-            loss = torch.neg(y, out=log1p_exp).add_(1).mul_(x).sub_(log_sig)
+            loss = _logits_terms_in_place(x, y, p)
             if w is not None:
                 loss.mul_(w)
         else:
