@@ -105,6 +105,10 @@ COMPOSITES: dict[str, dict[str, str | None | dict[str, str | None]]] = {
         # huber calls huber_loss (fp32).
         "l1_loss[weighted]": {"none": None, "sum": FP32, "mean": FP32},
         "mse_loss[weighted]": FP32, "huber_loss[weighted]": FP32,
+        # torch.nn.functional.gaussian_nll_loss is Python arithmetic: log and pow (fp32) make
+        # log(var) and (input - target) ** 2 float32, and the rest follows them to float32.
+        # (On CPU none of its ops has a policy: it runs in the dtypes it is given.)
+        "gaussian_nll_loss": FP32,
     },
 }
 """Losses that decompose on a device (an ATen op without an autocast kernel there, or a

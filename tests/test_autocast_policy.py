@@ -126,6 +126,14 @@ def _calls(x, t, w, c, y):
     for reduction in ("none", "mean", "sum"):
         out.append(("binary_cross_entropy_with_logits", (x, t),
                     {"reduction": reduction, "weight": w, "pos_weight": c}))
+        out.append(("poisson_nll_loss", (x, t), {"reduction": reduction}))
+        out.append(("poisson_nll_loss", (x, t), {"reduction": reduction, "log_input": False,
+                                                 "full": True}))
+        # a float var: torch's test of a var tensor's sign reads values FakeTensors lack
+        out.append(("gaussian_nll_loss", (x, t, 0.5), {"reduction": reduction, "full": True}))
+    for reduction in ("none", "batchmean", "sum"):
+        out.append(("kl_div", (x, t), {"reduction": reduction}))
+        out.append(("kl_div", (x, t), {"reduction": reduction, "log_target": True}))
     return out
 
 
