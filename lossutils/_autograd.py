@@ -107,7 +107,7 @@ def apply(cls: type[Function], *args):
 # ---------------------------------------------------------------------------------------
 # TEMPORARY: the first-order guard of the families not converted yet (issue 16). A
 # converted family's backward is differentiable and no longer imports it; delete this
-# section when the last family (binary, probabilistic, distance, triplet, ranking,
+# section when the last family (distance, triplet, ranking,
 # soft_margin, multi_margin, ctc, linear_cross_entropy, distributed) is converted.
 # ---------------------------------------------------------------------------------------
 
