@@ -64,15 +64,19 @@ def _bce_terms_in_place(x: Tensor, y: Tensor) -> Tensor:
 
 
 def _bce_input_slope_in_place(x: Tensor, y: Tensor) -> Tensor:
-    r""":math:`(x - y) / \max((1 - x) x, 10^{-12})` in one fresh buffer, the floor built half
-    a tensor at a time: torch's kernel holds one gradient-sized buffer, and two would be more
-    than its peak memory."""
+    r""":math:`(x - y) / \max((1 - x) x, 10^{-12})` in one fresh buffer, the floor built for
+    half the rows at a time: torch's kernel holds one gradient-sized buffer, and two would be
+    more than its peak memory."""
     slope = torch.sub(x, y)
-    if x.numel() < 2 or not x.is_contiguous():
-        return slope.div_(torch.rsub(x, 1).mul_(x).clamp_(min=_EPSILON))
-    for part, x_part in zip(slope.view(-1).chunk(2), x.view(-1).chunk(2), strict=True):
-        part.div_(torch.rsub(x_part, 1).mul_(x_part).clamp_(min=_EPSILON))
-    return slope
+    if x.dim() and x.shape[0] == 1 and x.is_contiguous():
+        slope, x = slope.view(-1), x.view(-1)  # a single row: halve its elements instead
+    if not x.dim() or x.shape[0] == 1:
+        return slope.div_(torch.rsub(x, 1).mul_(x).clamp_(min=_EPSILON)).view_as(y)
+    half = (x.shape[0] + 1) // 2
+    for part in (slice(None, half), slice(half, None)):
+        x_part = x[part]
+        slope[part].div_(torch.rsub(x_part, 1).mul_(x_part).clamp_(min=_EPSILON))
+    return slope.view_as(y)
 
 
 def _bce_slopes(x: Tensor, y: Tensor, need: tuple[bool, bool], in_place: bool):
