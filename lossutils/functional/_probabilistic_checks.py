@@ -29,7 +29,11 @@ def check_kl_dtypes(input: Tensor, target: Tensor) -> None:
 
 def loss_shape(op: str, **tensors: Tensor) -> torch.Size:
     """The shape of the elementwise losses: the arguments broadcast together (torch's
-    ``RuntimeError`` naming each shape when they do not)."""
+    ``RuntimeError`` naming each shape when they do not). Equal shapes, the usual case, are
+    answered without broadcasting."""
+    shapes = [t.shape for t in tensors.values()]
+    if all(s == shapes[0] for s in shapes):
+        return shapes[0]
     return broadcast_shape(op, **tensors)
 
 

@@ -57,6 +57,14 @@ def _to_shape(grad: Tensor | None, shape: torch.Size, full: torch.Size) -> Tenso
     return sum_to_shape(grad if grad.shape == full else grad.expand(full), shape)
 
 
+def _common_shape(*shapes: torch.Size) -> torch.Size:
+    """The arguments' shapes broadcast together (already checked by the public function):
+    the first one when all are equal, the usual case, without ``torch.broadcast_shapes``'
+    Python walk (microseconds a call, more than a tiny loss's arithmetic)."""
+    first = shapes[0]
+    return first if all(s == first for s in shapes) else torch.broadcast_shapes(*shapes)
+
+
 def _smallest_positive(dtype: torch.dtype) -> float:
     """The smallest positive (subnormal) number of ``dtype``: below every positive value."""
     info = torch.finfo(dtype)
@@ -107,7 +115,7 @@ class KLDivFunction(Function):
         ctx.save_for_backward(input, target)
         ctx.save_for_forward(input, target)
         ctx.options = reduction, log_target, divisor
-        ctx.shape = torch.broadcast_shapes(input.shape, target.shape)
+        ctx.shape = _common_shape(input.shape, target.shape)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -156,7 +164,7 @@ def _kl_terms_in_place(x: Tensor, y: Tensor, log_target: bool) -> Tensor:
         return torch.sub(y, x).mul_(torch.exp(y))
     if y.numel() == 0 or not y.min() >= 0:
         return torch.xlogy(y, y) - y * x
-    shape = torch.broadcast_shapes(x.shape, y.shape)
+    shape = _common_shape(x.shape, y.shape)
     log_y = y.expand(shape).clamp(min=_smallest_positive(y.dtype)).log_()
     return log_y.mul_(y).addcmul_(y, x, value=-1)
 
@@ -231,7 +239,7 @@ class PoissonNLLLossFunction(Function):
     @staticmethod
     def forward(input, target, log_input, full, eps, reduction):
         x, y = upcast(input), upcast(target)
-        shape = torch.broadcast_shapes(x.shape, y.shape)
+        shape = _common_shape(x.shape, y.shape)
         if plain(input, target) and x.shape == shape and x.dtype == y.dtype:
             # torch's e^x - y x, or x - y log(x + eps), in one fresh buffer
             loss = torch.exp(x).addcmul_(y, x, value=-1) if log_input \
@@ -248,7 +256,7 @@ class PoissonNLLLossFunction(Function):
         ctx.save_for_backward(input, target)
         ctx.save_for_forward(input, target)
         ctx.options = log_input, full, eps, reduction
-        ctx.shape = torch.broadcast_shapes(input.shape, target.shape)
+        ctx.shape = _common_shape(input.shape, target.shape)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -355,7 +363,7 @@ class GaussianNLLLossFunction(Function):
         ctx.save_for_backward(input, target, var)
         ctx.save_for_forward(input, target, var)
         ctx.options = eps, reduction
-        ctx.shape = torch.broadcast_shapes(input.shape, target.shape, var.shape)
+        ctx.shape = _common_shape(input.shape, target.shape, var.shape)
 
     @staticmethod
     def backward(ctx, grad_output):
