@@ -11,7 +11,7 @@ backward is written by hand in ordinary differentiable tensor ops, so under
 ``create_graph=True`` autograd records it and second (and higher) derivatives
 come out right.
 
-Defined in :doc:`/chapters/04_loss_family`.
+Defined in :doc:`/chapters/04_3_adaptive_softmax`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Adaptive softmax: a frequency-sorted vocabulary split into a head and cheaper tail clusters.
 
-Defined in :doc:`/chapters/04_loss_family`.
+Defined in :doc:`/chapters/04_3_adaptive_softmax`.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class AdaptiveLogSoftmaxWithLoss(nn.Module):
         >>> asm.predict(x)
         tensor([1, 0, 0])
 
-    Defined in :doc:`/chapters/04_loss_family`.
+    Defined in :doc:`/chapters/04_3_adaptive_softmax`.
     """
 
     in_features: int
