@@ -113,6 +113,10 @@ COMPOSITES: dict[str, dict[str, str | None | dict[str, str | None]]] = {
         "triplet_margin_with_distance_loss[hinge]": {"none": None, "mean": None, "sum": FP32},
         # the per-class losses are summed over the classes by torch.sum (fp32_set_opt_dtype)
         "multilabel_soft_margin_loss": FP32,
+        # torch.nn.functional.gaussian_nll_loss is Python arithmetic: log and pow (fp32) make
+        # log(var) and (input - target) ** 2 float32, and the rest follows them to float32.
+        # (On CPU none of its ops has a policy: it runs in the dtypes it is given.)
+        "gaussian_nll_loss": FP32,
     },
 }
 """Losses that decompose on a device (an ATen op without an autocast kernel there, or a

@@ -161,7 +161,7 @@ def apply(cls: type[Function], *args):
 # TEMPORARY: the first-order guard of the families not converted yet (issue 16). A
 # converted family's backward is differentiable (or, where torch has no second derivative,
 # refuses one as torch does: _first_order.py) and no longer imports it; delete this
-# section when the last family (binary, probabilistic, multilabel soft margin) is converted.
+# section when the last family (multilabel soft margin) is converted.
 # ---------------------------------------------------------------------------------------
 
 MESSAGE = (

@@ -105,8 +105,9 @@ def cast_floating(tree, dtype: torch.dtype):
 
 def batch_of(t: torch.Tensor, size: int = 3) -> torch.Tensor:
     """``size`` samples of ``t`` stacked on a new leading dim, for ``vmap``: floating
-    tensors scaled by 1, 0.75, 1.25, ... (positive, so weights stay weights); other
+    tensors scaled by 0.75^k, 1, 0.75, 0.5625, ... (positive and at most 1: weights stay
+    weights and probabilities stay in [0, 1], where binary_cross_entropy checks them); other
     tensors (class indices) repeated."""
     if not t.is_floating_point():
         return torch.stack([t] * size)
-    return torch.stack([t * (1 + 0.25 * k * (-1) ** k) for k in range(size)])
+    return torch.stack([t * 0.75 ** k for k in range(size)])

@@ -123,6 +123,17 @@ def _calls(x, t, w, c, y):
             out.append((name, (x, t), {"reduction": reduction}))
             if name != "smooth_l1_loss":
                 out.append((name, (x, t), {"reduction": reduction, "weight": w}))
+    for reduction in ("none", "mean", "sum"):
+        out.append(("binary_cross_entropy_with_logits", (x, t),
+                    {"reduction": reduction, "weight": w, "pos_weight": c}))
+        out.append(("poisson_nll_loss", (x, t), {"reduction": reduction}))
+        out.append(("poisson_nll_loss", (x, t), {"reduction": reduction, "log_input": False,
+                                                 "full": True}))
+        # a float var: torch's test of a var tensor's sign reads values FakeTensors lack
+        out.append(("gaussian_nll_loss", (x, t, 0.5), {"reduction": reduction, "full": True}))
+    for reduction in ("none", "batchmean", "sum"):
+        out.append(("kl_div", (x, t), {"reduction": reduction}))
+        out.append(("kl_div", (x, t), {"reduction": reduction, "log_target": True}))
     return out
 
 
@@ -151,4 +162,6 @@ def test_binary_cross_entropy_is_refused_under_cuda_autocast_like_torch():
             F.binary_cross_entropy(x, x)
         with pytest.raises(RuntimeError) as ours:
             _autocast.cast("binary_cross_entropy", x, x)
-    assert str(ours.value) == str(theirs.value)
+        with pytest.raises(RuntimeError) as loss:
+            LF.binary_cross_entropy(x, x)
+    assert str(ours.value) == str(loss.value) == str(theirs.value)

@@ -4,6 +4,7 @@ A class index out of range is found by looking at the values: under ``vmap``
 lossutils reads them beneath the batch wrapper (every sample at once) and
 raises torch's ``IndexError``; while ``torch.compile`` traces, the check becomes
 an assertion in the graph (no graph break) that raises when the graph runs.
+A probability outside [0, 1] (binary_cross_entropy) is found the same way.
 """
 
 from __future__ import annotations
@@ -33,3 +34,25 @@ def test_compiled_check_asserts_in_the_graph(name):
     assert loss(x, torch.tensor([0, 1, 4, -100])).requires_grad
     with pytest.raises(RuntimeError, match=rf"{name}: a class index is out of bounds \[0, 4\]"):
         loss(x, torch.tensor([0, 1, 5, 2]))
+
+
+def test_vmap_checks_every_probability_once():
+    x, y = torch.rand(3, 4, 5) * 0.9, torch.rand(3, 4, 5)
+    assert torch.func.vmap(LF.binary_cross_entropy)(x, y).shape == (3,)
+    bad = y.clone()
+    bad[2, 1, 3] = 1.5  # the third sample only
+    with pytest.raises(RuntimeError, match=r"all elements of target should be between 0 and 1, "
+                                           r"got 1.5 in target"):
+        torch.func.vmap(LF.binary_cross_entropy)(x, bad)
+
+
+@pytest.mark.parametrize("backend", ["eager", "aot_eager"])
+def test_compiled_probability_check_asserts_in_the_graph(backend):
+    torch._dynamo.reset()
+    loss = torch.compile(LF.binary_cross_entropy, fullgraph=True, backend=backend)
+    x = (torch.rand(4, 5) * 0.9).requires_grad_()
+    assert loss(x, torch.rand(4, 5)).requires_grad
+    with pytest.raises(RuntimeError, match=r"all elements of input should be between 0 and 1"):
+        loss(x.detach() + 1, torch.rand(4, 5))
+    with pytest.raises(RuntimeError, match=r"all elements of target should be between 0 and 1"):
+        loss(x, torch.full((4, 5), float("nan")))

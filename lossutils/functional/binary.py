@@ -9,6 +9,15 @@ stays finite for every finite :math:`x`.
 Neither differentiates ``weight`` or ``pos_weight``: torch refuses them when
 they require grad, and so does this module. Both differentiate ``target``.
 
+Each Function computes in two forms that give the same numbers. The usual
+forward and ``loss.backward()`` (plain tensors, grad mode off in backward)
+build every elementwise term in place, in at most two fresh buffers, with
+torch's order of operations; anything else (``create_graph=True``, a
+``torch.func`` transform, ``torch.compile``) runs the same formulas in
+differentiable out-of-place ops, so autograd records the backward and second
+derivatives are the derivatives of the hand-written first ones. float16 and
+bfloat16 arguments are computed in float32 and rounded once.
+
 Defined in :doc:`/chapters/04_loss_family`.
 """
 
@@ -18,18 +27,72 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from .. import _reduction
-from .._autograd import once_differentiable
-from .._checks import dtype_name, refuse_grad
+from .. import _autocast, _reduction
+from .._autograd import apply, fast_path, plain, transformable
+from .._checks import refuse_grad
+from .._precision import rounded, upcast
 from .._reduction import reduce, reduction_grad
-from .._sigmoid import log_sigmoid, sigmoid
+from .._sigmoid import log_sigmoid
+from . import _binary_checks as checks
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits"]
 
-# torch's floor under (1 - x) x in BCE's input gradient (ATen's EPSILON).
+# torch's floor under (1 - x) x in BCE's input gradient (ATen's EPSILON), and under each log.
 _EPSILON = 1e-12
+_LOG_FLOOR = -100.0
 
 
+def _scaled(grad: Tensor, scale: Tensor, weight: Tensor | None, in_place: bool) -> Tensor:
+    """``grad * scale * weight`` (the incoming gradient through the reduction, then the
+    elementwise weight), in place on a fresh ``grad`` when nothing records it and the
+    product keeps ``grad``'s dtype (else out of place, promoted, as torch's is)."""
+    dtype = grad.dtype
+    if in_place and all(torch.promote_types(dtype, t.dtype) == dtype
+                        for t in (scale, weight) if t is not None):
+        grad.mul_(scale)
+        return grad if weight is None else grad.mul_(weight)
+    grad = grad * scale
+    return grad if weight is None else grad * weight
+
+
+def _bce_terms_in_place(x: Tensor, y: Tensor) -> Tensor:
+    r"""ATen's kernel, term by term in two fresh buffers (one returned):
+    :math:`(y - 1) \max(\log(1 - x), -100) - y \max(\log x, -100)`."""
+    log_1mx = torch.neg(x).log1p_().clamp_(min=_LOG_FLOOR)
+    loss = torch.sub(y, 1).mul_(log_1mx)
+    return loss.addcmul_(y, torch.log(x, out=log_1mx).clamp_(min=_LOG_FLOOR), value=-1)
+
+
+def _bce_input_slope_in_place(x: Tensor, y: Tensor) -> Tensor:
+    r""":math:`(x - y) / \max((1 - x) x, 10^{-12})` in one fresh buffer, the floor built for
+    half the rows at a time: torch's kernel holds one gradient-sized buffer, and two would be
+    more than its peak memory."""
+    slope = torch.sub(x, y)
+    if x.dim() and x.shape[0] == 1 and x.is_contiguous():
+        slope, x = slope.view(-1), x.view(-1)  # a single row: halve its elements instead
+    if not x.dim() or x.shape[0] == 1:
+        return slope.div_(torch.rsub(x, 1).mul_(x).clamp_(min=_EPSILON)).view_as(y)
+    half = (x.shape[0] + 1) // 2
+    for part in (slice(None, half), slice(half, None)):
+        x_part = x[part]
+        slope[part].div_(torch.rsub(x_part, 1).mul_(x_part).clamp_(min=_EPSILON))
+    return slope.view_as(y)
+
+
+def _bce_slopes(x: Tensor, y: Tensor, need: tuple[bool, bool], in_place: bool):
+    r""":math:`\partial l_n / \partial x_n` and :math:`\partial l_n / \partial y_n` without the
+    weight: :math:`(x - y) / \max((1 - x) x, 10^{-12})` and :math:`-\operatorname{logit}(x)`."""
+    slope_x = slope_y = None
+    if need[0] and in_place:
+        slope_x = _bce_input_slope_in_place(x, y)
+    elif need[0]:
+        slope_x = (x - y) / ((1 - x) * x).clamp(min=_EPSILON)
+    if need[1]:
+        slope_y = torch.logit(x).neg_() if in_place else -torch.logit(x)
+    return slope_x, slope_y
+
+
+@transformable
 class BinaryCrossEntropyFunction(Function):
     r"""Binary cross-entropy on probabilities :math:`x_n \in [0, 1]`.
 
@@ -46,40 +109,89 @@ class BinaryCrossEntropyFunction(Function):
     :math:`10^{-12}` floor does the same for the input gradient (which then
     reaches :math:`\pm 10^{12}`). The target gradient is the unclamped logit,
     :math:`\pm\infty` at the ends, exactly as torch's. ``weight`` is not
-    differentiated.
+    differentiated. The second derivatives are those of the two formulas above:
+    :math:`\partial^2 l_n / \partial x_n^2 = w_n (x_n^2 - 2 x_n y_n + y_n) / ((1 - x_n) x_n)^2`,
+    :math:`\partial^2 l_n / \partial x_n \partial y_n = -w_n / ((1 - x_n) x_n)`, as torch's
+    (which puts its :math:`10^{-12}` elsewhere: the two differ only within
+    :math:`10^{-12}` of 0 and 1).
     """
 
     @staticmethod
     def forward(input, target, weight, reduction):
-        log_x = torch.log(input).clamp(min=-100)
-        log_1mx = torch.log1p(-input).clamp(min=-100)
-        loss = (target - 1) * log_1mx - target * log_x
-        if weight is not None:
-            loss = (loss * weight).to(input.dtype)  # torch multiplies in place: input's dtype stays
-        return reduce(loss, reduction)
+        x, y, w = upcast(input), upcast(target), upcast(weight)  # float32 for halves
+        if plain(input, target, weight):
+            loss = _bce_terms_in_place(x, y)
+            if w is not None:
+                loss.mul_(w)  # in place, as torch: the loss keeps its dtype
+        else:
+            log_x = torch.log(x).clamp(min=_LOG_FLOOR)
+            loss = (y - 1) * torch.log1p(-x).clamp(min=_LOG_FLOOR) - y * log_x
+            if w is not None:
+                loss = (loss * w).to(loss.dtype)
+        return rounded(reduce(loss, reduction), input.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        input, target, weight, reduction = inputs
+        input, target, weight, ctx.reduction = inputs
         ctx.save_for_backward(input, target, weight)
-        ctx.reduction = reduction
+        ctx.save_for_forward(input, target, weight)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
         input, target, weight = ctx.saved_tensors
-        scale = reduction_grad(grad_output, ctx.reduction, input.numel())
-        if weight is not None:
-            scale = scale * weight
-        grad_input = grad_target = None
-        if ctx.needs_input_grad[0]:
-            floor = ((1 - input) * input).clamp(min=_EPSILON)
-            grad_input = (input - target) / floor * scale
-        if ctx.needs_input_grad[1]:
-            grad_target = -torch.log(input / (1 - input)) * scale
+        x, y, w = upcast(input), upcast(target), upcast(weight)
+        fast = fast_path(grad_output, input, target, weight)
+        scale = reduction_grad(upcast(grad_output), ctx.reduction, x.numel())
+        slopes = _bce_slopes(x, y, ctx.needs_input_grad[:2], fast)
+        grad_input, grad_target = (None if s is None else _scaled(s, scale, w, fast)
+                                   for s in slopes)
         return grad_input, grad_target, None, None
 
+    @staticmethod
+    def jvp(ctx, input_tangent, target_tangent, *_):
+        input, target, weight = ctx.saved_tensors
+        tangents = (input_tangent, target_tangent)
+        need = tuple(t is not None for t in tangents)
+        if not any(need):
+            return None
+        x, y, w = upcast(input), upcast(target), upcast(weight)
+        terms = sum(s * upcast(t) for s, t in zip(_bce_slopes(x, y, need, False), tangents,
+                                                   strict=True) if s is not None)
+        terms = terms if w is None else terms * w
+        return reduce(terms, ctx.reduction).to(input.dtype)
 
+
+def _logits_terms_in_place(x: Tensor, y: Tensor, pos_weight: Tensor | None) -> Tensor:
+    r"""ATen's order in two fresh buffers (one returned): :math:`\log\sigma(x) = \min(x, 0)
+    - \log(1 + e^{-|x|})`, then :math:`(1 - y) x - (1 + (p - 1) y) \log\sigma(x)`."""
+    log1p_exp = torch.abs(x).neg_().exp_().log1p_()
+    log_sig = torch.clamp(x, max=0).sub_(log1p_exp)
+    if pos_weight is not None:
+        log_sig.mul_((pos_weight - 1).mul(y).add_(1))
+    return torch.neg(y, out=log1p_exp).add_(1).mul_(x).sub_(log_sig)
+
+
+def _logits_slopes(x: Tensor, y: Tensor, pos_weight: Tensor | None, need: tuple[bool, bool],
+                   in_place: bool):
+    r""":math:`\partial l_n / \partial x_n` and :math:`\partial l_n / \partial y_n` without the
+    weight, as ATen's backward computes them: :math:`\sigma(x) - y`, or with ``pos_weight``
+    :math:`p`, :math:`(p y + 1 - y)\sigma(x) - p y`; and :math:`-x`, or
+    :math:`\log\sigma(-x) - p \log\sigma(x)`."""
+    slope_x = slope_y = None
+    if need[0] and pos_weight is None:
+        slope_x = torch.sigmoid(x).sub_(y) if in_place else torch.sigmoid(x) - y
+    elif need[0]:
+        positive = pos_weight * y
+        if in_place:
+            slope_x = (positive + 1).sub_(y).mul_(torch.sigmoid(x)).sub_(positive)
+        else:
+            slope_x = (positive + 1 - y) * torch.sigmoid(x) - positive
+    if need[1]:
+        slope_y = -x if pos_weight is None else log_sigmoid(-x) - pos_weight * log_sigmoid(x)
+    return slope_x, slope_y
+
+
+@transformable
 class BinaryCrossEntropyWithLogitsFunction(Function):
     r"""Binary cross-entropy on logits :math:`x_n`, with ``pos_weight`` :math:`p`.
 
@@ -94,89 +206,61 @@ class BinaryCrossEntropyWithLogitsFunction(Function):
         \frac{\partial l_n}{\partial y_n} = w_n \big[\log\sigma(-x_n) - p \log\sigma(x_n)\big]
 
     which is :math:`w_n(\sigma(x_n) - y_n)` and :math:`-w_n x_n` without ``pos_weight``.
+    Their derivatives are the second derivatives:
+    :math:`\partial^2 l_n / \partial x_n^2 = w_n (p y_n + 1 - y_n) \sigma(x_n) \sigma(-x_n)`,
+    :math:`\partial^2 l_n / \partial x_n \partial y_n = w_n [(p - 1) \sigma(x_n) - p]`.
     The loss takes ``target``'s dtype, as torch's in-place arithmetic does.
     ``weight`` and ``pos_weight`` are not differentiated.
     """
 
     @staticmethod
     def forward(input, target, weight, pos_weight, reduction):
-        # torch builds the loss in place on (1 - target), so every step rounds to target's
-        # dtype, and the pos_weight factor to input's: the casts mirror that for mixed dtypes.
-        log_sig = log_sigmoid(input)
-        if pos_weight is not None:
-            log_sig = (log_sig * ((pos_weight - 1) * target + 1)).to(input.dtype)
-        loss = ((1 - target) * input).to(target.dtype)
-        loss = (loss - log_sig).to(target.dtype)
-        if weight is not None:
-            loss = (loss * weight).to(target.dtype)
-        return reduce(loss, reduction)
+        x, y, w, p = upcast(input), upcast(target), upcast(weight), upcast(pos_weight)
+        if plain(input, target, weight, pos_weight) and x.dtype == y.dtype:
+            loss = _logits_terms_in_place(x, y, p)
+            if w is not None:
+                loss.mul_(w)
+        else:
+            # torch builds the loss in place on (1 - target), so every step rounds to target's
+            # dtype, and the pos_weight factor to input's: the casts mirror that for mixed dtypes
+            log_sig = log_sigmoid(x)
+            if p is not None:
+                log_sig = (log_sig * ((p - 1) * y + 1)).to(x.dtype)
+            loss = ((1 - y) * x).to(y.dtype)
+            loss = (loss - log_sig).to(y.dtype)
+            if w is not None:
+                loss = (loss * w).to(y.dtype)
+        return rounded(reduce(loss, reduction), target.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        input, target, weight, pos_weight, reduction = inputs
+        input, target, weight, pos_weight, ctx.reduction = inputs
         ctx.save_for_backward(input, target, weight, pos_weight)
-        ctx.reduction = reduction
+        ctx.save_for_forward(input, target, weight, pos_weight)
+        ctx.dtype = output.dtype
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
-        input, target, weight, pos_weight = ctx.saved_tensors
-        scale = reduction_grad(grad_output, ctx.reduction, input.numel())
-        if weight is not None:
-            scale = scale * weight
-        grad_input = grad_target = None
-        if ctx.needs_input_grad[0]:
-            if pos_weight is None:
-                grad_input = (sigmoid(input) - target) * scale
-            else:
-                positive = pos_weight * target
-                grad_input = ((positive + 1 - target) * sigmoid(input) - positive) * scale
-        if ctx.needs_input_grad[1]:
-            if pos_weight is None:
-                grad_target = -input * scale
-            else:
-                log_odds_term = log_sigmoid(-input) - pos_weight * log_sigmoid(input)
-                grad_target = log_odds_term * scale
+        saved = ctx.saved_tensors
+        x, y, w, p = (upcast(t) for t in saved)
+        fast = fast_path(grad_output, *saved)
+        scale = reduction_grad(upcast(grad_output), ctx.reduction, x.numel())
+        slopes = _logits_slopes(x, y, p, ctx.needs_input_grad[:2], fast)
+        grad_input, grad_target = (None if s is None else _scaled(s, scale, w, fast)
+                                   for s in slopes)
         return grad_input, grad_target, None, None, None
 
-
-# ----------------------------------------------------------------------------
-# Argument checks (torch's exception types, with the shapes and values named)
-# ----------------------------------------------------------------------------
-
-
-def _check_same_size(input: Tensor, target: Tensor, op: str) -> None:
-    if target.size() != input.size():
-        raise ValueError(
-            f"{op}: target and input must have the same size (torch no longer broadcasts them), "
-            f"got target of shape {tuple(target.shape)} and input of shape {tuple(input.shape)}"
-        )
-
-
-def _check_fits(name: str, tensor: Tensor | None, shape: torch.Size, op: str,
-                *others: Tensor) -> None:
-    """``tensor`` (broadcast with ``others``) must broadcast to ``shape``, the loss's shape,
-    without growing it."""
-    if tensor is None:
-        return
-    try:
-        full = torch.broadcast_shapes(tensor.shape, *(o.shape for o in others), shape)
-    except RuntimeError:
-        full = None
-    if full != shape:
-        raise RuntimeError(
-            f"{op}: {name} of shape {tuple(tensor.shape)} does not broadcast to the input's shape "
-            f"{tuple(shape)}"
-        )
-
-
-def _check_range(name: str, tensor: Tensor) -> None:
-    # NaN fails both comparisons, so it is rejected too, as in torch's kernel.
-    bad = ~((tensor >= 0) & (tensor <= 1))
-    if bad.any():
-        value = tensor[bad].flatten()[0].item()
-        raise RuntimeError(f"all elements of {name} should be between 0 and 1, "
-                           f"got {value} in {name}")
+    @staticmethod
+    def jvp(ctx, input_tangent, target_tangent, *_):
+        tangents = (input_tangent, target_tangent)
+        need = tuple(t is not None for t in tangents)
+        if not any(need):
+            return None
+        x, y, w, p = (upcast(t) for t in ctx.saved_tensors)
+        terms = sum(s * upcast(t) for s, t in zip(_logits_slopes(x, y, p, need, False), tangents,
+                                                   strict=True) if s is not None)
+        terms = terms if w is None else terms * w
+        return reduce(terms, ctx.reduction).to(ctx.dtype)
 
 
 # ----------------------------------------------------------------------------
@@ -194,36 +278,24 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     in :math:`[0, 1]`; ``weight`` broadcasts to their shape. See
     :class:`BinaryCrossEntropyFunction` for the gradients.
 
+    Under CUDA autocast it raises, as torch does (torch bans it there: use
+    :func:`binary_cross_entropy_with_logits`); under CPU autocast it computes in float32.
+
     Examples:
         >>> binary_cross_entropy(torch.tensor([0.8, 0.0]), torch.tensor([1.0, 0.0]))
         tensor(0.1116)
     """
     op = "binary_cross_entropy"
     reduction = _reduction.resolve(size_average, reduce, reduction)
-    _check_same_size(input, target, op)
-    if weight is not None:
-        try:
-            weight = weight.expand(torch.broadcast_shapes(target.size(), weight.size()))
-        except RuntimeError:
-            raise RuntimeError(
-                f"{op}: weight of shape {tuple(weight.shape)} does not broadcast to the "
-                f"target's shape {tuple(target.shape)}"
-            ) from None
+    checks.check_same_size(input, target, op)
+    weight = checks.expand_weight(weight, target, op)
+    (input, target, weight), _ = _autocast.cast(op, input, target, weight)
     refuse_grad(op, "weight", weight)
-    if target.dtype != input.dtype:
-        raise RuntimeError(
-            f"Found dtype {dtype_name(target.dtype)} but expected {dtype_name(input.dtype)}: "
-            f"{op} needs target of input's dtype ({input.dtype}), got {target.dtype}"
-        )
-    if not input.is_floating_point():
-        raise NotImplementedError(
-            f'"{op}" not implemented for {dtype_name(input.dtype)!r}: input must be a '
-            f"floating-point tensor of probabilities, got dtype {input.dtype}"
-        )
-    _check_range("input", input)
-    _check_range("target", target)
-    _check_fits("weight", weight, input.shape, op)
-    return BinaryCrossEntropyFunction.apply(input, target, weight, reduction)
+    checks.check_probability_dtypes(input, target, op)
+    checks.check_probabilities("input", input)
+    checks.check_probabilities("target", target)
+    checks.check_fits("weight", weight, input.shape, op)
+    return apply(BinaryCrossEntropyFunction, input, target, weight, reduction)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -244,20 +316,13 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     """
     op = "binary_cross_entropy_with_logits"
     reduction = _reduction.resolve(size_average, reduce, reduction)
-    _check_same_size(input, target, op)
+    checks.check_same_size(input, target, op)
+    (input, target, weight, pos_weight), _ = _autocast.cast(op, input, target, weight,
+                                                            pos_weight)
     refuse_grad(op, "weight", weight)
     refuse_grad(op, "pos_weight", pos_weight)
-    if not input.is_floating_point():
-        raise NotImplementedError(
-            f'"log_sigmoid_cpu" not implemented for {dtype_name(input.dtype)!r}: {op} needs '
-            f"floating-point logits, got input of dtype {input.dtype}"
-        )
-    if not target.is_floating_point():
-        raise RuntimeError(
-            f"result type {dtype_name(torch.promote_types(input.dtype, target.dtype))} can't be "
-            f"cast to the desired output type {dtype_name(target.dtype)}: {op} computes in "
-            f"target's dtype, so target must be floating-point, got {target.dtype}"
-        )
-    _check_fits("pos_weight", pos_weight, input.shape, op, target)
-    _check_fits("weight", weight, input.shape, op)
-    return BinaryCrossEntropyWithLogitsFunction.apply(input, target, weight, pos_weight, reduction)
+    checks.check_logit_dtypes(input, target, op)
+    checks.check_fits("pos_weight", pos_weight, input.shape, op, target)
+    checks.check_fits("weight", weight, input.shape, op)
+    return apply(BinaryCrossEntropyWithLogitsFunction, input, target, weight, pos_weight,
+                 reduction)

@@ -13,7 +13,10 @@ from hypothesis import strategies as st
 
 from strategies import LEGACY, REDUCTIONS, broadcastable, grid, shapes
 
-from . import Case, Extreme, Rejection
+from . import ALL_CAPABILITIES, Case, Extreme, Rejection
+
+# second derivatives, torch.func, autocast and half precision: all converted (issue 16)
+CAPABILITIES = ALL_CAPABILITIES
 
 F64 = torch.float64
 
@@ -43,9 +46,9 @@ def _poisson_pair(draw, options):
     return (input, draw.rand(*target_shape, low=0.05, high=5.0)), {}
 
 
-def _var_shape(draw, shape):
-    """One of the var shapes torch accepts for an input of ``shape``."""
-    kinds = ["same", "float"] + (["drop-last", "one-side"] if shape else [])
+def _var_shape(draw, shape, tensor=True):
+    """One of the var shapes torch accepts for an input of ``shape`` (None: a float var)."""
+    kinds = (["same"] + (["drop-last", "one-side"] if shape else [])) if tensor else ["float"]
     kind = draw(st.sampled_from(kinds))
     if kind == "drop-last":
         return shape[:-1]
@@ -55,15 +58,34 @@ def _var_shape(draw, shape):
     return None if kind == "float" else shape
 
 
-def _gaussian_triple(draw, options):
-    """mean, target (maybe broadcasting) and a variance above eps, as a tensor or a float."""
+def _gaussian_triple(draw, options, tensor=True):
+    """mean, target (maybe broadcasting) and a variance above eps, as a tensor (of one of the
+    shapes torch accepts) or a float."""
     shape = draw(shapes(0, 3))
     target_shape = draw(broadcastable(shape)) if draw(st.booleans()) else shape
     low = options.get("eps", 1e-6) + 0.05
-    var_shape = _var_shape(draw, shape)
+    var_shape = _var_shape(draw, shape, tensor)
     var = draw(st.floats(low, 2.0)) if var_shape is None else draw.rand(*var_shape, low=low,
                                                                         high=2.0)
     return (draw.randn(*shape), draw.randn(*target_shape), var), {}
+
+
+def _gaussian_float_var(draw, options):
+    return _gaussian_triple(draw, options, tensor=False)
+
+
+def _gaussian_wide_var(draw, options):
+    """Variances past 256 (v^2 overflows float16) and residuals up to about 40: torch's
+    float16 var gradient, (d^2 / v) / v, stays finite; a v * v would be inf."""
+    shape = draw(shapes(1, 2))
+    var = draw.rand(*shape, low=256.0, high=4000.0)
+    return (draw.randn(*shape, scale=20.0), draw.randn(*shape, scale=20.0), var), {}
+
+
+# torch tests the sign of a var tensor in Python (torch.any(var < 0)): vmap over a batched var
+# refuses that data-dependent branch, in torch and (mirrored) in lossutils
+VAR_SIGN = {"vmap": "torch's gaussian_nll_loss branches on torch.any(var < 0) in Python: "
+                    "data-dependent control flow, which vmap refuses for a batched var"}
 
 
 CASES = [
@@ -76,7 +98,11 @@ CASES = [
          module="PoissonNLLLoss", grad=(0, 1)),
     Case("gaussian_nll_loss", _gaussian_triple,
          grid(full=(False, True), reduction=REDUCTIONS) + [dict(eps=0.3)],
-         module="GaussianNLLLoss", grad=(0, 1, 2)),
+         module="GaussianNLLLoss", grad=(0, 1, 2), torch_cannot=VAR_SIGN),
+    Case("gaussian_nll_loss", _gaussian_float_var, grid(reduction=REDUCTIONS) + [dict(eps=0.3)],
+         module="GaussianNLLLoss", grad=(0, 1)),
+    Case("gaussian_nll_loss", _gaussian_wide_var, grid(reduction=REDUCTIONS), grad=(0, 1, 2),
+         torch_cannot=VAR_SIGN),
 ]
 
 
