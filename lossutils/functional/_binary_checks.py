@@ -85,24 +85,35 @@ def check_logit_dtypes(input: Tensor, target: Tensor, op: str) -> None:
         )
 
 
-def check_probabilities(name: str, tensor: Tensor) -> None:
-    """Every element of ``tensor`` lies in :math:`[0, 1]` (NaN does not): a data-dependent
-    check, as ATen's kernel makes it element by element.
+def check_probabilities(**tensors: Tensor) -> None:
+    """Every element of each tensor lies in :math:`[0, 1]` (NaN does not): a data-dependent
+    check, as ATen's kernel makes it element by element; the first tensor named is checked
+    first (torch's order: input, then target).
 
-    Two cheap reductions (minimum, maximum) when all is well; the offending value is
-    looked for only to word the error. Under ``torch.func`` transforms it reads the values
-    beneath the wrappers (every sample of a ``vmap`` at once); while ``torch.compile``
-    traces, it is ``torch._assert_async`` (no graph break, a ``RuntimeError`` when the graph
-    runs); a tensor without data (meta, fake) is not checked."""
-    message = f"all elements of {name} should be between 0 and 1"
+    Two cheap reductions per tensor (minimum, maximum), all read in one synchronisation when
+    all is well; the offending value is looked for only to word the error. Under
+    ``torch.func`` transforms it reads the values beneath the wrappers (every sample of a
+    ``vmap`` at once); while ``torch.compile`` traces, it is ``torch._assert_async`` (no graph
+    break, a ``RuntimeError`` when the graph runs); a tensor without data (meta, fake) is not
+    checked."""
     if compiling():
-        torch._assert_async(((tensor >= 0) & (tensor <= 1)).all(), message)
+        for name, tensor in tensors.items():
+            torch._assert_async(((tensor >= 0) & (tensor <= 1)).all(), _message(name))
         return
-    if not has_values(tensor):
+    named = [(name, unwrap(t)) for name, t in tensors.items() if has_values(t)]
+    named = [(name, values) for name, values in named if values.numel()]
+    if not named:
         return
-    values = unwrap(tensor)
     # NaN is the minimum and the maximum of a tensor that holds one, and fails both tests
-    if values.numel() == 0 or (values.min().item() >= 0 and values.max().item() <= 1):
-        return
-    bad = values[~((values >= 0) & (values <= 1))].flatten()[0].item()
-    raise RuntimeError(f"{message}, got {bad} in {name}")
+    extremes = [e for _, values in named for e in (values.min(), values.max())]
+    if len({e.dtype for e in extremes}) > 1:  # one stack needs one dtype
+        extremes = [e.double() for e in extremes]
+    bounds = torch.stack(extremes).tolist()
+    for i, (name, values) in enumerate(named):
+        if not (bounds[2 * i] >= 0 and bounds[2 * i + 1] <= 1):
+            bad = values[~((values >= 0) & (values <= 1))].flatten()[0].item()
+            raise RuntimeError(f"{_message(name)}, got {bad} in {name}")
+
+
+def _message(name: str) -> str:
+    return f"all elements of {name} should be between 0 and 1"

@@ -292,8 +292,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     (input, target, weight), _ = _autocast.cast(op, input, target, weight)
     refuse_grad(op, "weight", weight)
     checks.check_probability_dtypes(input, target, op)
-    checks.check_probabilities("input", input)
-    checks.check_probabilities("target", target)
+    checks.check_probabilities(input=input, target=target)
     checks.check_fits("weight", weight, input.shape, op)
     return apply(BinaryCrossEntropyFunction, input, target, weight, reduction)
 

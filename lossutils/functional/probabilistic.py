@@ -263,21 +263,21 @@ class PoissonNLLLossFunction(Function):
         input, target = ctx.saved_tensors
         log_input, full, eps, reduction = ctx.options
         x, y, need = upcast(input), upcast(target), ctx.needs_input_grad
-        r = _scale(grad_output, ctx.shape, reduction)
+        g = _scale(grad_output, ctx.shape, reduction)
         grad_input = grad_target = None
         if need[0] and log_input and fast_path(grad_output, input, target) \
                 and x.shape == ctx.shape:
-            grad_input = torch.exp(x).mul_(r).addcmul_(y, r, value=-1)
+            grad_input = torch.exp(x).mul_(g).addcmul_(y, g, value=-1)
         elif need[0] and log_input:
-            grad_input = r * torch.exp(x) - r * y
+            grad_input = g * torch.exp(x) - g * y
         elif need[0]:
-            grad_input = r - r * y / (x + eps)
+            grad_input = g - g * y / (x + eps)
         if need[1]:
-            grad_target = -r * x if log_input else -r * torch.log(x + eps)
+            grad_target = -g * x if log_input else -g * torch.log(x + eps)
             if full:  # the masked Stirling term, differentiated op by op as torch does
-                r_s = (r if r.shape == ctx.shape else r.expand(ctx.shape)).masked_fill(y <= 1, 0)
-                grad_target = (grad_target + r_s * torch.log(y) + r_s * y / y - r_s
-                               + (0.5 * r_s) / (2 * math.pi * y) * (2 * math.pi))
+                g_s = (g if g.shape == ctx.shape else g.expand(ctx.shape)).masked_fill(y <= 1, 0)
+                grad_target = (grad_target + g_s * torch.log(y) + g_s * y / y - g_s
+                               + (0.5 * g_s) / (2 * math.pi * y) * (2 * math.pi))
         return (_to_shape(grad_input, input.shape, ctx.shape),
                 _to_shape(grad_target, target.shape, ctx.shape), None, None, None, None)
 
