@@ -48,7 +48,7 @@ class TripletMarginLoss(_Loss):
         >>> anchor = torch.zeros(1, 2, requires_grad=True)
         >>> output = loss(anchor, torch.tensor([[3.0, 4.0]]), torch.tensor([[0.0, 1.0]]))
         >>> output
-        tensor(5., grad_fn=<TripletMarginFunctionBackward>)
+        tensor(5., grad_fn=<TripletMarginLossFunctionBackward>)
         >>> output.backward()
     """
 
