@@ -363,6 +363,9 @@ def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, *
     documentation: "forward-mode AD unsupported"); lossutils computes them
     all, exactly, whatever ``options`` says.
 
+    The keyword arguments under *Keyword Args* are lossutils extensions: torch has none
+    of them, and each defaults to torch's behaviour.
+
     Args:
         input: hidden states, :math:`(F)` or :math:`(N, F)`.
         linear_weight: :math:`(C, F)`, or :math:`(C, d_1, \dots, d_K, F)` for a K-dimensional loss.
@@ -379,8 +382,7 @@ def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, *
             it, its ``batch_chunk_size`` / ``chunking_method`` choose ``chunk_size``
             (and, as in torch, autocast leaves the arguments alone).
 
-    Keyword arguments that are lossutils extensions (torch has none of them; all default
-    to torch's behaviour):
+    Keyword Args:
         chunk_size: rows per chunk. Default: torch's ``aspect_ratio:2`` rule
             (:func:`._linear_cross_entropy_args.auto_chunk_size`), so a chunk's logits take
             about half the memory of ``input``.
