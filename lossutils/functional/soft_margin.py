@@ -10,23 +10,25 @@ Defined in :doc:`/chapters/04_1_margins_and_likelihoods`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 from torch.autograd import Function
 
 from .. import _autocast
-from .._autograd import apply, fast_path, once_differentiable, plain, transformable
+from .._autograd import apply, fast_path, plain, transformable
 from .._checks import broadcast_shape, dtype_name, refuse_grad, require_floating
+from .._precision import rounded, upcast
 from .._reduction import (
     NOT_VALID,
     check_reduction,
     legacy_or,
     reduce,
-    reduce_backward,
+    reduction_grad,
     resolve,
     sum_to_shape,
 )
-from .._sigmoid import log_sigmoid, log_sigmoid_grad
 
 __all__ = ["soft_margin_loss", "multilabel_soft_margin_loss"]
 
@@ -152,6 +154,30 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     return apply(SoftMarginLossFunction, input, target, reduction)
 
 
+def _minus_abs(x: Tensor) -> Tensor:
+    r""":math:`-|x|`, differentiated as :math:`-x` at 0: the branch of :math:`x \ge 0`, the
+    one :func:`_log_sigmoid` and :func:`_log_sigmoid_grad` use there, so that autograd
+    differentiates each as the smooth function it is, at 0 too (``abs``'s derivative at
+    0 is 0, which would make :math:`\log\sigma'(0) = 0` instead of 1/2)."""
+    return torch.where(x >= 0, -x, x)
+
+
+def _log_sigmoid(x: Tensor) -> Tensor:
+    r""":math:`\log\sigma(x) = \min(x, 0) - \log(1 + e^{-|x|})`, torch's formula and
+    rounding (:func:`lossutils._sigmoid.log_sigmoid`), smooth under autograd at 0."""
+    return torch.where(x >= 0, 0, x) - _minus_abs(x).exp().log1p()
+
+
+def _log_sigmoid_grad(x: Tensor) -> Tensor:
+    r""":math:`\sigma(-x) = \frac{d}{dx}\log\sigma(x)` as torch's ``log_sigmoid_backward``
+    forms it (:func:`lossutils._sigmoid.log_sigmoid_grad`), smooth under autograd at 0:
+    its derivative is :math:`-\sigma(x)\sigma(-x)`, torch's double backward."""
+    z = _minus_abs(x).exp()
+    ratio = z / (1 + z)
+    return torch.where(x < 0, 1 - ratio, ratio)
+
+
+@transformable
 class MultiLabelSoftMarginLossFunction(Function):
     r"""One logistic loss per class, averaged over the :math:`C` classes.
 
@@ -173,45 +199,118 @@ class MultiLabelSoftMarginLossFunction(Function):
     where :math:`\ell_{nc}` is the bracket before weighting. The classes are
     the last dim of ``input``; ``target`` and ``weight`` broadcast against it.
     ``mean`` divides by the number of :math:`l_n`.
+
+    The backward is written in differentiable ops, so autograd's derivative of it is the
+    second derivative (:math:`\partial^2 l_n / \partial x_{nc}^2 = \frac{w_c}{C}
+    \sigma(x_{nc})\sigma(-x_{nc})`, what torch's ``log_sigmoid`` double backward gives);
+    ``jvp`` is the same slopes times the tangents. float16 and bfloat16 arguments are
+    computed in float32 and the result rounded, as torch's ``log_sigmoid`` kernel and
+    ``sum`` accumulate in float32.
     """
 
     @staticmethod
     def forward(input, target, weight, reduction):
-        loss = -(target * log_sigmoid(input) + (1 - target) * log_sigmoid(-input))
-        if weight is not None:
-            loss = loss * weight
+        x, y, w = upcast(input), upcast(target), upcast(weight)
+        if plain(input, target, weight) and x.dtype == y.dtype:
+            # log(1 + e^{-|x|}) is shared by log σ(x) and log σ(-x): one exp and one log1p
+            # where torch runs two (the same numbers: -|-x| is -|x|)
+            soft = x.abs().neg_().exp_().log1p_()
+            log_sig = torch.clamp_max(x, 0).sub_(soft)
+            log_sig_neg = torch.neg(x).clamp_max_(0).sub_(soft)
+            loss = log_sig.mul_(y) if y.shape == x.shape else log_sig * y
+            loss = loss.add_(log_sig_neg.mul_(1 - y)) if loss.shape == log_sig_neg.shape \
+                else loss + log_sig_neg * (1 - y)
+            loss = loss.neg_()
+        else:
+            loss = -(y * _log_sigmoid(x) + (1 - y) * _log_sigmoid(-x))
+        if w is not None:
+            loss = loss * w
         class_dim = input.dim() - 1
-        return reduce(loss.sum(class_dim) / input.size(class_dim), reduction)
+        per_sample = loss.sum(class_dim) / input.size(class_dim)
+        dtypes = [t.dtype for t in (input, target, weight) if t is not None]
+        return rounded(reduce(per_sample, reduction), *dtypes)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        input, target, weight, reduction = inputs
+        input, target, weight, ctx.reduction = inputs
         ctx.save_for_backward(input, target, weight)
-        ctx.reduction = reduction
+        ctx.save_for_forward(input, target, weight)
+        ctx.dtype = output.dtype
 
     @staticmethod
-    @once_differentiable
+    def _slopes(x, y, need, fast):
+        r""":math:`\partial \ell_{nc} / \partial x_{nc}` and
+        :math:`\partial \ell_{nc} / \partial y_{nc}` (before weight and scale), each where
+        ``need`` asks for it."""
+        d_input = d_target = None
+        if need[0] and fast:
+            # (1 - y) σ(x) - y σ(-x) = σ(x) - y, with σ from one exp: e^{-|x|} / (1 + e^{-|x|})
+            # is σ(x) for x < 0 and σ(-x) for x >= 0
+            z = x.abs().neg_().exp_()
+            ratio = z.div_(z + 1)
+            sigma = torch.where(x < 0, ratio, 1 - ratio)
+            d_input = sigma.sub_(y) if sigma.shape == y.shape else sigma - y
+        elif need[0]:
+            d_input = -(y * _log_sigmoid_grad(x) - (1 - y) * _log_sigmoid_grad(-x))
+        if need[1]:
+            d_target = -(_log_sigmoid(x) - _log_sigmoid(-x))
+        return d_input, d_target
+
+    @staticmethod
+    def _scale(ctx, grad_output, shape):
+        r""":math:`\partial L / \partial l_n` over :math:`C`, shaped to broadcast against the
+        per-element terms of ``shape`` (the broadcast shape of the arguments)."""
+        class_dim = len(ctx.saved_tensors[0].shape) - 1
+        samples = math.prod(shape) // shape[class_dim] if shape[class_dim] else 0
+        scale = reduction_grad(upcast(grad_output), ctx.reduction, samples)
+        scale = scale / shape[class_dim]
+        return scale.unsqueeze(class_dim) if ctx.reduction == "none" else scale
+
+    @staticmethod
     def backward(ctx, grad_output):
         input, target, weight = ctx.saved_tensors
-        class_dim, n_classes = input.dim() - 1, input.size(-1)
-        shape = broadcast_shape("multilabel_soft_margin_loss", input=input, target=target,
-                                **({} if weight is None else {"weight": weight}))
-        per_sample = shape[:class_dim] + shape[class_dim + 1:]
-        ones = torch.ones(per_sample, dtype=grad_output.dtype, device=grad_output.device)
-        g = reduce_backward(ones, ctx.reduction, grad_output)
-        g = g.unsqueeze(class_dim) / n_classes
-        w = 1 if weight is None else weight
-        grad_input = grad_target = grad_weight = None
-        if ctx.needs_input_grad[0]:
-            d = -(target * log_sigmoid_grad(input) - (1 - target) * log_sigmoid_grad(-input))
-            grad_input = sum_to_shape((d * w * g).expand(shape), input.shape)
-        if ctx.needs_input_grad[1]:
-            d = -(log_sigmoid(input) - log_sigmoid(-input))
-            grad_target = sum_to_shape((d * w * g).expand(shape), target.shape)
-        if ctx.needs_input_grad[2]:
-            d = -(target * log_sigmoid(input) + (1 - target) * log_sigmoid(-input))
-            grad_weight = sum_to_shape((d * g).expand(shape), weight.shape)
-        return grad_input, grad_target, grad_weight, None
+        x, y, w = upcast(input), upcast(target), upcast(weight)
+        fast = fast_path(grad_output, input, target, weight)
+        shape = torch.broadcast_shapes(*(t.shape for t in (x, y, w) if t is not None))
+        scale = MultiLabelSoftMarginLossFunction._scale(ctx, grad_output, shape)
+        need = ctx.needs_input_grad
+        slopes = MultiLabelSoftMarginLossFunction._slopes(x, y, need[:2], fast)
+        grads = []
+        for slope, arg in zip(slopes, (input, target), strict=True):
+            if slope is None:
+                grads.append(None)
+                continue
+            if fast and slope.shape == shape:
+                slope = slope.mul_(scale) if w is None else slope.mul_(w).mul_(scale)
+            else:
+                slope = slope * scale if w is None else slope * w * scale
+            grads.append(sum_to_shape(slope.expand(shape), arg.shape).to(arg.dtype))
+        grad_weight = None
+        if need[2]:
+            terms = -(y * _log_sigmoid(x) + (1 - y) * _log_sigmoid(-x)) * scale
+            grad_weight = sum_to_shape(terms.expand(shape), weight.shape).to(weight.dtype)
+        return *grads, grad_weight, None
+
+    @staticmethod
+    def jvp(ctx, input_tangent, target_tangent, weight_tangent, _):
+        input, target, weight = ctx.saved_tensors
+        x, y, w = upcast(input), upcast(target), upcast(weight)
+        tangents = (input_tangent, target_tangent)
+        slopes = MultiLabelSoftMarginLossFunction._slopes(
+            x, y, [t is not None for t in tangents], False)
+        terms = [s * upcast(t) for s, t in zip(slopes, tangents, strict=True) if s is not None]
+        terms = sum(terms) if terms else None
+        if terms is not None and w is not None:
+            terms = terms * w
+        if weight_tangent is not None:
+            elementwise = -(y * _log_sigmoid(x) + (1 - y) * _log_sigmoid(-x))
+            weighted = elementwise * upcast(weight_tangent)
+            terms = weighted if terms is None else terms + weighted
+        if terms is None:
+            return None
+        class_dim = input.dim() - 1
+        per_sample = terms.sum(class_dim) / input.size(class_dim)
+        return reduce(per_sample, ctx.reduction).to(ctx.dtype)
 
 
 def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -235,4 +334,6 @@ def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Tensor | 
     require_floating("input", "log_sigmoid_cpu", input)
     # torch checks the name only after computing: 'elementwise_mean' is no alias here.
     check_reduction(reduction, accept_deprecated=False, message=NOT_VALID)
-    return MultiLabelSoftMarginLossFunction.apply(input, target, weight, reduction)
+    (input, target, weight), _ = _autocast.cast("multilabel_soft_margin_loss", input, target,
+                                                weight)
+    return apply(MultiLabelSoftMarginLossFunction, input, target, weight, reduction)
