@@ -154,27 +154,19 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     return apply(SoftMarginLossFunction, input, target, reduction)
 
 
-def _minus_abs(x: Tensor) -> Tensor:
-    r""":math:`-|x|`, differentiated as :math:`-x` at 0: the branch of :math:`x \ge 0`, the
-    one :func:`_log_sigmoid` and :func:`_log_sigmoid_grad` use there, so that autograd
-    differentiates each as the smooth function it is, at 0 too (``abs``'s derivative at
-    0 is 0, which would make :math:`\log\sigma'(0) = 0` instead of 1/2)."""
-    return torch.where(x >= 0, -x, x)
-
-
-def _log_sigmoid(x: Tensor) -> Tensor:
-    r""":math:`\log\sigma(x) = \min(x, 0) - \log(1 + e^{-|x|})`, torch's formula and
-    rounding (:func:`lossutils._sigmoid.log_sigmoid`), smooth under autograd at 0."""
-    return torch.where(x >= 0, 0, x) - _minus_abs(x).exp().log1p()
-
-
-def _log_sigmoid_grad(x: Tensor) -> Tensor:
-    r""":math:`\sigma(-x) = \frac{d}{dx}\log\sigma(x)` as torch's ``log_sigmoid_backward``
-    forms it (:func:`lossutils._sigmoid.log_sigmoid_grad`), smooth under autograd at 0:
-    its derivative is :math:`-\sigma(x)\sigma(-x)`, torch's double backward."""
-    z = _minus_abs(x).exp()
-    ratio = z / (1 + z)
-    return torch.where(x < 0, 1 - ratio, ratio)
+def _elementwise(x: Tensor, y: Tensor, in_place: bool) -> Tensor:
+    r""":math:`\ell = -[y \log\sigma(x) + (1 - y)\log\sigma(-x)]
+    = \max(x, 0) - y x + \log(1 + e^{-|x|})`, the form of torch's
+    ``binary_cross_entropy_with_logits`` (no overflow, and no cancellation: for
+    :math:`y = 1` the first two terms cancel exactly). ``in_place``: into fresh buffers,
+    two allocations and seven passes. Otherwise differentiable, smooth at :math:`x = 0`:
+    ``torch.where`` picks the :math:`x \ge 0` branch there for :math:`\max(x, 0)` and
+    :math:`-|x|` alike, so autograd's derivative is :math:`\sigma(x) - y` (``clamp`` and
+    ``abs`` would give it as :math:`1 - y` at 0)."""
+    if in_place:
+        loss = torch.clamp_min(x, 0).sub_(x * y if y.shape != x.shape else torch.mul(x, y))
+        return loss.add_(x.abs().neg_().exp_().log1p_())
+    return torch.where(x >= 0, x, 0) - y * x + torch.where(x >= 0, -x, x).exp().log1p()
 
 
 @transformable
@@ -200,29 +192,19 @@ class MultiLabelSoftMarginLossFunction(Function):
     the last dim of ``input``; ``target`` and ``weight`` broadcast against it.
     ``mean`` divides by the number of :math:`l_n`.
 
-    The backward is written in differentiable ops, so autograd's derivative of it is the
-    second derivative (:math:`\partial^2 l_n / \partial x_{nc}^2 = \frac{w_c}{C}
-    \sigma(x_{nc})\sigma(-x_{nc})`, what torch's ``log_sigmoid`` double backward gives);
-    ``jvp`` is the same slopes times the tangents. float16 and bfloat16 arguments are
-    computed in float32 and the result rounded, as torch's ``log_sigmoid`` kernel and
-    ``sum`` accumulate in float32.
+    Computed in the simplified forms on the right (torch composes ``log_sigmoid`` twice:
+    the same numbers to rounding, in fewer passes). The backward is written in
+    differentiable ops, so autograd's derivative of it is the second derivative
+    (:math:`\partial^2 l_n / \partial x_{nc}^2 = \frac{w_c}{C}\sigma(x_{nc})\sigma(-x_{nc})`,
+    as torch's ``log_sigmoid`` double backward gives); ``jvp`` is the same slopes times
+    the tangents. float16 and bfloat16 arguments are computed in float32 and the result
+    rounded, as torch's ``log_sigmoid`` kernel and ``sum`` accumulate in float32.
     """
 
     @staticmethod
     def forward(input, target, weight, reduction):
         x, y, w = upcast(input), upcast(target), upcast(weight)
-        if plain(input, target, weight) and x.dtype == y.dtype:
-            # log(1 + e^{-|x|}) is shared by log σ(x) and log σ(-x): one exp and one log1p
-            # where torch runs two (the same numbers: -|-x| is -|x|)
-            soft = x.abs().neg_().exp_().log1p_()
-            log_sig = torch.clamp_max(x, 0).sub_(soft)
-            log_sig_neg = torch.neg(x).clamp_max_(0).sub_(soft)
-            loss = log_sig.mul_(y) if y.shape == x.shape else log_sig * y
-            loss = loss.add_(log_sig_neg.mul_(1 - y)) if loss.shape == log_sig_neg.shape \
-                else loss + log_sig_neg * (1 - y)
-            loss = loss.neg_()
-        else:
-            loss = -(y * _log_sigmoid(x) + (1 - y) * _log_sigmoid(-x))
+        loss = _elementwise(x, y, plain(input, target, weight) and x.dtype == y.dtype)
         if w is not None:
             loss = loss * w
         class_dim = input.dim() - 1
@@ -238,33 +220,26 @@ class MultiLabelSoftMarginLossFunction(Function):
         ctx.dtype = output.dtype
 
     @staticmethod
-    def _slopes(x, y, need, fast):
-        r""":math:`\partial \ell_{nc} / \partial x_{nc}` and
-        :math:`\partial \ell_{nc} / \partial y_{nc}` (before weight and scale), each where
-        ``need`` asks for it."""
+    def _slopes(x, y, need, in_place):
+        r""":math:`\partial \ell / \partial x = \sigma(x) - y` and
+        :math:`\partial \ell / \partial y = -x` (before weight and scale), where ``need``
+        asks for them."""
         d_input = d_target = None
-        if need[0] and fast:
-            # (1 - y) σ(x) - y σ(-x) = σ(x) - y, with σ from one exp: e^{-|x|} / (1 + e^{-|x|})
-            # is σ(x) for x < 0 and σ(-x) for x >= 0
-            z = x.abs().neg_().exp_()
-            ratio = z.div_(z + 1)
-            sigma = torch.where(x < 0, ratio, 1 - ratio)
-            d_input = sigma.sub_(y) if sigma.shape == y.shape else sigma - y
-        elif need[0]:
-            d_input = -(y * _log_sigmoid_grad(x) - (1 - y) * _log_sigmoid_grad(-x))
+        if need[0]:
+            sigma = torch.sigmoid(x)
+            d_input = sigma.sub_(y) if in_place and sigma.shape == y.shape else sigma - y
         if need[1]:
-            d_target = -(_log_sigmoid(x) - _log_sigmoid(-x))
+            d_target = -x
         return d_input, d_target
 
     @staticmethod
-    def _scale(ctx, grad_output, shape):
+    def _scale(grad_output, reduction, shape, class_dim):
         r""":math:`\partial L / \partial l_n` over :math:`C`, shaped to broadcast against the
         per-element terms of ``shape`` (the broadcast shape of the arguments)."""
-        class_dim = len(ctx.saved_tensors[0].shape) - 1
-        samples = math.prod(shape) // shape[class_dim] if shape[class_dim] else 0
-        scale = reduction_grad(upcast(grad_output), ctx.reduction, samples)
-        scale = scale / shape[class_dim]
-        return scale.unsqueeze(class_dim) if ctx.reduction == "none" else scale
+        classes = shape[class_dim]
+        samples = math.prod(shape) // classes if classes else 0
+        scale = reduction_grad(upcast(grad_output), reduction, samples) / classes
+        return scale.unsqueeze(class_dim) if reduction == "none" else scale
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -272,24 +247,25 @@ class MultiLabelSoftMarginLossFunction(Function):
         x, y, w = upcast(input), upcast(target), upcast(weight)
         fast = fast_path(grad_output, input, target, weight)
         shape = torch.broadcast_shapes(*(t.shape for t in (x, y, w) if t is not None))
-        scale = MultiLabelSoftMarginLossFunction._scale(ctx, grad_output, shape)
+        scale = MultiLabelSoftMarginLossFunction._scale(grad_output, ctx.reduction, shape,
+                                                        input.dim() - 1)
         need = ctx.needs_input_grad
         slopes = MultiLabelSoftMarginLossFunction._slopes(x, y, need[:2], fast)
+        if need[2]:
+            slopes += (_elementwise(x, y, False),)
         grads = []
-        for slope, arg in zip(slopes, (input, target), strict=True):
+        for slope, arg in zip(slopes, (input, target, weight), strict=False):
             if slope is None:
                 grads.append(None)
                 continue
+            factor = scale if w is None or arg is weight else w * scale
             if fast and slope.shape == shape:
-                slope = slope.mul_(scale) if w is None else slope.mul_(w).mul_(scale)
+                slope = slope.mul_(factor)
             else:
-                slope = slope * scale if w is None else slope * w * scale
+                slope = slope * factor
             grads.append(sum_to_shape(slope.expand(shape), arg.shape).to(arg.dtype))
-        grad_weight = None
-        if need[2]:
-            terms = -(y * _log_sigmoid(x) + (1 - y) * _log_sigmoid(-x)) * scale
-            grad_weight = sum_to_shape(terms.expand(shape), weight.shape).to(weight.dtype)
-        return *grads, grad_weight, None
+        grads += [None] * (3 - len(grads))
+        return *grads, None
 
     @staticmethod
     def jvp(ctx, input_tangent, target_tangent, weight_tangent, _):
@@ -299,17 +275,14 @@ class MultiLabelSoftMarginLossFunction(Function):
         slopes = MultiLabelSoftMarginLossFunction._slopes(
             x, y, [t is not None for t in tangents], False)
         terms = [s * upcast(t) for s, t in zip(slopes, tangents, strict=True) if s is not None]
-        terms = sum(terms) if terms else None
-        if terms is not None and w is not None:
-            terms = terms * w
+        if terms and w is not None:
+            terms = [sum(terms) * w]
         if weight_tangent is not None:
-            elementwise = -(y * _log_sigmoid(x) + (1 - y) * _log_sigmoid(-x))
-            weighted = elementwise * upcast(weight_tangent)
-            terms = weighted if terms is None else terms + weighted
-        if terms is None:
+            terms.append(_elementwise(x, y, False) * upcast(weight_tangent))
+        if not terms:
             return None
         class_dim = input.dim() - 1
-        per_sample = terms.sum(class_dim) / input.size(class_dim)
+        per_sample = sum(terms).sum(class_dim) / input.size(class_dim)
         return reduce(per_sample, ctx.reduction).to(ctx.dtype)
 
 
