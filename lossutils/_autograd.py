@@ -21,12 +21,10 @@ twin while compiling. Defined in :doc:`/chapters/02_2_function`.
 
 from __future__ import annotations
 
-import functools
 import inspect
 
 import torch
 from torch import Tensor
-from torch._C import _functions
 from torch._functorch.utils import unwrap_dead_wrappers
 from torch._subclasses.fake_tensor import is_fake
 from torch.autograd import Function
@@ -156,62 +154,3 @@ def apply(cls: type[Function], *args):
     with _autocast.disabled(*args):
         return cls.compile_safe_apply(*args)
 
-
-# ---------------------------------------------------------------------------------------
-# TEMPORARY: the first-order guard of the families not converted yet (issue 16). A
-# converted family's backward is differentiable (or, where torch has no second derivative,
-# refuses one as torch does: _first_order.py) and no longer imports it; delete this
-# section when the last family (multilabel soft margin) is converted.
-# ---------------------------------------------------------------------------------------
-
-MESSAGE = (
-    b"lossutils' hand-written backward is first-order only: differentiating the "
-    b"gradient of a lossutils loss (double backward, Hessian-vector products, "
-    b"gradgradcheck) is not implemented. Use torch.nn.functional's loss for second derivatives."
-)
-
-
-def once_differentiable(backward):
-    """Run ``backward`` without recording it, and refuse to differentiate its result.
-
-    torch's own ``torch.autograd.function.once_differentiable`` refuses double
-    backward only when an *incoming gradient* requires grad; a scalar loss's
-    ``create_graph=True`` starts from a constant 1, so torch's decorator lets a
-    second derivative through that misses every term flowing through the saved
-    inputs (see :doc:`/chapters/02_2_function`). This version also guards when an
-    input of the Function requires grad: a second derivative raises instead.
-    """
-
-    @functools.wraps(backward)
-    def wrapper(ctx, *grad_outputs):
-        with torch.no_grad():
-            outputs = backward(ctx, *grad_outputs)
-        if not torch.is_grad_enabled():
-            return outputs
-        tracked = any(ctx.needs_input_grad) or any(
-            isinstance(g, torch.Tensor) and g.requires_grad for g in grad_outputs
-        )
-        if not tracked:
-            return outputs
-        single = not isinstance(outputs, tuple)
-        outputs_ = (outputs,) if single else outputs
-        # The guard node also takes the saved tensors that require grad, so a
-        # second derivative w.r.t. them reaches it (and raises) instead of
-        # reporting them as unused.
-        inputs = [t for t in ctx.saved_tensors if isinstance(t, torch.Tensor) and t.requires_grad]
-        guard = _functions.DelayedError(MESSAGE, len(outputs_) + len(inputs))
-
-        def alias(t):
-            # an alias that requires grad, so the guard node becomes its grad_fn
-            if not isinstance(t, torch.Tensor):
-                return t
-            t = t.detach()
-            t.requires_grad = True
-            return t
-
-        guarded = guard(*[alias(t) for t in outputs_], *inputs)
-        guarded = guarded if isinstance(guarded, tuple) else (guarded,)
-        guarded = guarded[: len(outputs_)]
-        return guarded[0] if single else guarded
-
-    return wrapper

@@ -23,7 +23,6 @@ from torch.func import functional_call
 
 import lossutils.functional as LF
 import lossutils.nn as LN
-from lossutils._autograd import MESSAGE
 from lossutils.functional.adaptive import TargetLogProbFunction, target_log_prob
 from strategies import Draw
 
@@ -297,36 +296,18 @@ def _hvp(module, x, target, use_log_prob=False):
     return [torch.zeros_like(t) if h is None else h for t, h in zip(wrt, hvp, strict=True)]
 
 
-def _log_softmax_is_twice_differentiable() -> bool:
-    """Whether lossutils.functional.log_softmax has second derivatives yet (its backward was
-    first-order only, behind lossutils._autograd's guard, when this test was written)."""
-    x = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
-    (g,) = torch.autograd.grad(LF.log_softmax(x, 1)[:, 0].exp().sum(), x, create_graph=True)
-    try:
-        torch.autograd.grad(g.sum(), x)
-    except RuntimeError as err:
-        assert MESSAGE.decode() in str(err)
-        return False
-    return True
-
-
 @pytest.mark.parametrize("config", CONFIGS[:4], ids=IDS[:4])
 def test_second_derivatives_match_torch(config):
-    """forward: works now (TargetLogProbFunction's backward needs only the log-softmax's first
-    derivative). log_prob runs lossutils' log_softmax directly: its second derivative is
-    torch's once log_softmax has one, and a clear refusal until then, never a wrong number."""
+    """Hessian-vector products through forward's loss and output, and through log_prob
+    (lossutils' log_softmax directly), equal torch's."""
     theirs, ours = pair(config)
     x = torch.randn(9, config.in_features, dtype=torch.float64,
                     generator=torch.Generator().manual_seed(4))
     y = torch.randint(0, config.n_classes, (9,), generator=torch.Generator().manual_seed(5))
     for a, b in zip(_hvp(ours, x, y), _hvp(theirs, x, y), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-    if _log_softmax_is_twice_differentiable():
-        for a, b in zip(_hvp(ours, x, y, True), _hvp(theirs, x, y, True), strict=True):
-            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-    else:
-        with pytest.raises(RuntimeError, match="first-order only"):
-            _hvp(ours, x, y, use_log_prob=True)
+    for a, b in zip(_hvp(ours, x, y, True), _hvp(theirs, x, y, True), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
 def test_torch_func_grad_and_jvp_match_torch():

@@ -10,23 +10,25 @@ Defined in :doc:`/chapters/04_1_margins_and_likelihoods`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 from torch.autograd import Function
 
 from .. import _autocast
-from .._autograd import apply, fast_path, once_differentiable, plain, transformable
+from .._autograd import apply, fast_path, plain, transformable
 from .._checks import broadcast_shape, dtype_name, refuse_grad, require_floating
+from .._precision import rounded, upcast
 from .._reduction import (
     NOT_VALID,
     check_reduction,
     legacy_or,
     reduce,
-    reduce_backward,
+    reduction_grad,
     resolve,
     sum_to_shape,
 )
-from .._sigmoid import log_sigmoid, log_sigmoid_grad
 
 __all__ = ["soft_margin_loss", "multilabel_soft_margin_loss"]
 
@@ -152,6 +154,22 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     return apply(SoftMarginLossFunction, input, target, reduction)
 
 
+def _elementwise(x: Tensor, y: Tensor, in_place: bool) -> Tensor:
+    r""":math:`\ell = -[y \log\sigma(x) + (1 - y)\log\sigma(-x)]
+    = \max(x, 0) - y x + \log(1 + e^{-|x|})`, the form of torch's
+    ``binary_cross_entropy_with_logits`` (no overflow, and no cancellation: for
+    :math:`y = 1` the first two terms cancel exactly). ``in_place``: into fresh buffers,
+    two allocations and seven passes. Otherwise differentiable, smooth at :math:`x = 0`:
+    ``torch.where`` picks the :math:`x \ge 0` branch there for :math:`\max(x, 0)` and
+    :math:`-|x|` alike, so autograd's derivative is :math:`\sigma(x) - y` (``clamp`` and
+    ``abs`` would give it as :math:`1 - y` at 0)."""
+    if in_place:
+        loss = torch.clamp_min(x, 0).sub_(x * y if y.shape != x.shape else torch.mul(x, y))
+        return loss.add_(x.abs().neg_().exp_().log1p_())
+    return torch.where(x >= 0, x, 0) - y * x + torch.where(x >= 0, -x, x).exp().log1p()
+
+
+@transformable
 class MultiLabelSoftMarginLossFunction(Function):
     r"""One logistic loss per class, averaged over the :math:`C` classes.
 
@@ -173,45 +191,99 @@ class MultiLabelSoftMarginLossFunction(Function):
     where :math:`\ell_{nc}` is the bracket before weighting. The classes are
     the last dim of ``input``; ``target`` and ``weight`` broadcast against it.
     ``mean`` divides by the number of :math:`l_n`.
+
+    Computed in the simplified forms on the right (torch composes ``log_sigmoid`` twice:
+    the same numbers to rounding, in fewer passes). The backward is written in
+    differentiable ops, so autograd's derivative of it is the second derivative
+    (:math:`\partial^2 l_n / \partial x_{nc}^2 = \frac{w_c}{C}\sigma(x_{nc})\sigma(-x_{nc})`,
+    as torch's ``log_sigmoid`` double backward gives); ``jvp`` is the same slopes times
+    the tangents. float16 and bfloat16 arguments are computed in float32 and the result
+    rounded, as torch's ``log_sigmoid`` kernel and ``sum`` accumulate in float32.
     """
 
     @staticmethod
     def forward(input, target, weight, reduction):
-        loss = -(target * log_sigmoid(input) + (1 - target) * log_sigmoid(-input))
-        if weight is not None:
-            loss = loss * weight
+        x, y, w = upcast(input), upcast(target), upcast(weight)
+        loss = _elementwise(x, y, plain(input, target, weight) and x.dtype == y.dtype)
+        if w is not None:
+            loss = loss * w
         class_dim = input.dim() - 1
-        return reduce(loss.sum(class_dim) / input.size(class_dim), reduction)
+        per_sample = loss.sum(class_dim) / input.size(class_dim)
+        dtypes = [t.dtype for t in (input, target, weight) if t is not None]
+        return rounded(reduce(per_sample, reduction), *dtypes)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        input, target, weight, reduction = inputs
+        input, target, weight, ctx.reduction = inputs
         ctx.save_for_backward(input, target, weight)
-        ctx.reduction = reduction
+        ctx.save_for_forward(input, target, weight)
+        ctx.dtype = output.dtype
 
     @staticmethod
-    @once_differentiable
+    def _slopes(x, y, need, in_place):
+        r""":math:`\partial \ell / \partial x = \sigma(x) - y` and
+        :math:`\partial \ell / \partial y = -x` (before weight and scale), where ``need``
+        asks for them."""
+        d_input = d_target = None
+        if need[0]:
+            sigma = torch.sigmoid(x)
+            d_input = sigma.sub_(y) if in_place and sigma.shape == y.shape else sigma - y
+        if need[1]:
+            d_target = -x
+        return d_input, d_target
+
+    @staticmethod
+    def _scale(grad_output, reduction, shape, class_dim):
+        r""":math:`\partial L / \partial l_n` over :math:`C`, shaped to broadcast against the
+        per-element terms of ``shape`` (the broadcast shape of the arguments)."""
+        classes = shape[class_dim]
+        samples = math.prod(shape) // classes if classes else 0
+        scale = reduction_grad(upcast(grad_output), reduction, samples) / classes
+        return scale.unsqueeze(class_dim) if reduction == "none" else scale
+
+    @staticmethod
     def backward(ctx, grad_output):
         input, target, weight = ctx.saved_tensors
-        class_dim, n_classes = input.dim() - 1, input.size(-1)
-        shape = broadcast_shape("multilabel_soft_margin_loss", input=input, target=target,
-                                **({} if weight is None else {"weight": weight}))
-        per_sample = shape[:class_dim] + shape[class_dim + 1:]
-        ones = torch.ones(per_sample, dtype=grad_output.dtype, device=grad_output.device)
-        g = reduce_backward(ones, ctx.reduction, grad_output)
-        g = g.unsqueeze(class_dim) / n_classes
-        w = 1 if weight is None else weight
-        grad_input = grad_target = grad_weight = None
-        if ctx.needs_input_grad[0]:
-            d = -(target * log_sigmoid_grad(input) - (1 - target) * log_sigmoid_grad(-input))
-            grad_input = sum_to_shape((d * w * g).expand(shape), input.shape)
-        if ctx.needs_input_grad[1]:
-            d = -(log_sigmoid(input) - log_sigmoid(-input))
-            grad_target = sum_to_shape((d * w * g).expand(shape), target.shape)
-        if ctx.needs_input_grad[2]:
-            d = -(target * log_sigmoid(input) + (1 - target) * log_sigmoid(-input))
-            grad_weight = sum_to_shape((d * g).expand(shape), weight.shape)
-        return grad_input, grad_target, grad_weight, None
+        x, y, w = upcast(input), upcast(target), upcast(weight)
+        fast = fast_path(grad_output, input, target, weight)
+        shape = torch.broadcast_shapes(*(t.shape for t in (x, y, w) if t is not None))
+        scale = MultiLabelSoftMarginLossFunction._scale(grad_output, ctx.reduction, shape,
+                                                        input.dim() - 1)
+        need = ctx.needs_input_grad
+        slopes = MultiLabelSoftMarginLossFunction._slopes(x, y, need[:2], fast)
+        if need[2]:
+            slopes += (_elementwise(x, y, False),)
+        grads = []
+        for slope, arg in zip(slopes, (input, target, weight), strict=False):
+            if slope is None:
+                grads.append(None)
+                continue
+            factor = scale if w is None or arg is weight else w * scale
+            if fast and slope.shape == shape:
+                slope = slope.mul_(factor)
+            else:
+                slope = slope * factor
+            grads.append(sum_to_shape(slope.expand(shape), arg.shape).to(arg.dtype))
+        grads += [None] * (3 - len(grads))
+        return *grads, None
+
+    @staticmethod
+    def jvp(ctx, input_tangent, target_tangent, weight_tangent, _):
+        input, target, weight = ctx.saved_tensors
+        x, y, w = upcast(input), upcast(target), upcast(weight)
+        tangents = (input_tangent, target_tangent)
+        slopes = MultiLabelSoftMarginLossFunction._slopes(
+            x, y, [t is not None for t in tangents], False)
+        terms = [s * upcast(t) for s, t in zip(slopes, tangents, strict=True) if s is not None]
+        if terms and w is not None:
+            terms = [sum(terms) * w]
+        if weight_tangent is not None:
+            terms.append(_elementwise(x, y, False) * upcast(weight_tangent))
+        if not terms:
+            return None
+        class_dim = input.dim() - 1
+        per_sample = sum(terms).sum(class_dim) / input.size(class_dim)
+        return reduce(per_sample, ctx.reduction).to(ctx.dtype)
 
 
 def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -235,4 +307,6 @@ def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Tensor | 
     require_floating("input", "log_sigmoid_cpu", input)
     # torch checks the name only after computing: 'elementwise_mean' is no alias here.
     check_reduction(reduction, accept_deprecated=False, message=NOT_VALID)
-    return MultiLabelSoftMarginLossFunction.apply(input, target, weight, reduction)
+    (input, target, weight), _ = _autocast.cast("multilabel_soft_margin_loss", input, target,
+                                                weight)
+    return apply(MultiLabelSoftMarginLossFunction, input, target, weight, reduction)

@@ -11,6 +11,9 @@ from strategies import LEGACY, REDUCTIONS, broadcastable, grid, shapes
 from . import ALL_CAPABILITIES, Case, Extreme
 from ._margins import rejection, t64, x34, y34
 
+# second derivatives, torch.func, autocast and half precision, for every record (issue 16)
+CAPABILITIES = ALL_CAPABILITIES
+
 
 def _soft_margin(draw, options):
     """input of any shape; targets in {1, -1}, maybe broadcasting *to* input."""
@@ -35,10 +38,8 @@ NO_FORWARD_GRADIENT = {"hessian": "torch.func.hessian is forward over reverse: t
 
 
 CASES = [
-    # second derivatives, torch.func, autocast and half precision: converted (issue 16);
-    # the multi-label loss is not yet
     Case("soft_margin_loss", _soft_margin, grid(reduction=REDUCTIONS) + list(LEGACY),
-         module="SoftMarginLoss", capabilities=ALL_CAPABILITIES, torch_cannot=NO_FORWARD_GRADIENT),
+         module="SoftMarginLoss", torch_cannot=NO_FORWARD_GRADIENT),
     Case("multilabel_soft_margin_loss", _multilabel, grid(reduction=REDUCTIONS) + list(LEGACY),
          module="MultiLabelSoftMarginLoss", grad=(0, 1)),
     # d/d weight is checked functionally; the module test cannot differentiate a
