@@ -31,38 +31,58 @@ from torch import Tensor
 from .._precision import upcast
 from .._reduction import reduction_grad
 
-# Elements per chunk of rows: a chunk's inputs and temporaries fit a core's L2 cache (2 MiB
-# on the machines measured), and an op on a chunk is long enough that dispatching it costs
-# little next to its arithmetic (below about 2^16 elements it does not).
-CHUNK_ELEMENTS = 1 << 18
+# Elements per chunk of rows: a chunk's two buffers (the residual and one temporary, reused
+# from chunk to chunk) stay in a core's L2 cache (2 MiB on the machines measured), and an op
+# on a chunk is long enough that dispatching it costs little next to its arithmetic.
+CHUNK_ELEMENTS = 1 << 17
 # With several threads every op is a fork and a join, and on a busy machine a join waits for
 # a descheduled thread: there, few big chunks win (as cross-entropy's blocks).
-CHUNK_ELEMENTS_THREADED = 1 << 22
+CHUNK_ELEMENTS_THREADED = 1 << 19
 FAST_DTYPES = (torch.float32, torch.float64)  # float16/bfloat16 compute in float32 instead
 
 
-def row_chunks(x: Tensor, buffers: int) -> list[slice]:
-    """Slices of dim 0 of ``x``: at most a chunk's elements each, and at least
-    ``buffers`` of them (as many as there are rows allow), so that ``buffers`` chunk-sized
-    temporaries never hold more elements than ``x``."""
+def row_chunks(x: Tensor, fewest: int) -> list[slice]:
+    """Slices of dim 0 of ``x``: at most a chunk's elements each, and at least ``fewest``
+    of them (as many as there are rows allow)."""
     rows = x.shape[0]
     size = CHUNK_ELEMENTS if torch.get_num_threads() == 1 else CHUNK_ELEMENTS_THREADED
-    count = min(rows, max(buffers, -(-x.numel() // size)))
+    count = min(rows, max(fewest, -(-x.numel() // size)))
     step = -(-rows // count)
     return [slice(i, i + step) for i in range(0, rows, step)]
 
 
-def reduced_residual(loss_, buffers: int, input: Tensor, target: Tensor, reduction: str,
-                  params) -> Tensor:
-    """The unweighted loss :math:`\\mathrm{reduce}(\\ell(x - y))` with ``loss_`` the elementwise
-    loss computed in place (on a fresh residual, with ``buffers - 1`` more temporaries):
-    for ``'sum'`` and ``'mean'``, chunk by chunk (:func:`row_chunks`), adding the chunk sums."""
+def reduced_residual(loss_, buffers: int, fewest: int, input: Tensor, target: Tensor,
+                     reduction: str, params) -> Tensor:
+    """The unweighted loss :math:`\\mathrm{reduce}(\\ell(x - y))` with ``loss_(d, spare,
+    *params)`` the elementwise loss computed in place on a fresh residual ``d`` (with
+    ``spare``, a buffer of ``d``'s shape or ``None`` to allocate one, for its temporary
+    when it needs one: ``buffers = 2``).
+
+    For ``'sum'`` and ``'mean'``, chunk by chunk (at least ``fewest`` chunks,
+    :func:`row_chunks`), the chunk sums added: chunk-sized buffers, allocated once and
+    reused by every chunk. ``fewest = 2`` where torch's own forward holds no input-sized
+    tensor (Huber): two half-size buffers then hold no more than the input has elements."""
     if reduction == "none" or input.dim() == 0 or input.numel() == 0:
-        loss = loss_(torch.sub(input, target), *params)
+        loss = loss_(torch.sub(input, target), None, *params)
         return loss if reduction == "none" else (loss.sum() if reduction == "sum" else loss.mean())
-    sums = [loss_(torch.sub(input[rows], target[rows]), *params).sum()
-            for rows in row_chunks(input, buffers)]
-    total = sums[0] if len(sums) == 1 else torch.stack(sums).sum()
+    chunks = row_chunks(input, fewest)
+    if len(chunks) == 1:
+        total = loss_(torch.sub(input, target), None, *params).sum()
+        return total if reduction == "sum" else total / input.numel()
+    rows = chunks[0].stop
+    residual = torch.empty((rows, *input.shape[1:]), dtype=input.dtype, device=input.device)
+    spare = torch.empty_like(residual) if buffers == 2 else None
+    total = None
+    for chunk in chunks:
+        n = min(chunk.stop, input.shape[0]) - chunk.start
+        d = torch.sub(input[chunk], target[chunk], out=residual if n == rows else residual[:n])
+        loss = loss_(d, None if spare is None else spare if n == rows else spare[:n], *params)
+        if chunk is chunks[-1]:
+            # A two-buffer loss leaves the residual free: let it go before the last sum, so
+            # that the sums never sit beside both buffers (two halves: torch's peak, exactly).
+            del d, residual
+        part = loss.sum()
+        total = part if total is None else total.add_(part)
     return total if reduction == "sum" else total / input.numel()
 
 
@@ -71,8 +91,13 @@ def residual_grad(input: Tensor, target: Tensor, grad_output: Tensor, reduction:
     """:math:`\\partial L / \\partial x` and, if ``need_target``, :math:`-\\partial L / \\partial x`
     for an unweighted loss, in one buffer: :math:`d = x - y`, ``slope_(d, *params)`` in
     place, times the reduction's factor (for ``'none'``, the incoming gradient)."""
+    scale = reduction_grad(upcast(grad_output), reduction, input.numel())
+    if scale.dim() == 0 and scale.device.type == "cpu":
+        # The factor as a Python number (the same float, so the same products): no 0-dim
+        # tensor stays alive beside the gradient, as torch's kernel keeps its factor in a
+        # register. On an accelerator, .item() would wait for the device: kept a tensor.
+        scale = scale.item()
     grad = torch.sub(upcast(input), upcast(target))  # float32 for float16/bfloat16
-    scale = reduction_grad(upcast(grad_output), reduction, grad.numel())
     slope_(grad, *params).mul_(scale)
     return grad, (-grad if need_target else None)
 
@@ -83,19 +108,30 @@ def half_square_(c: Tensor) -> Tensor:
     return torch.addcmul(c.new_zeros(()), c, c, value=0.5, out=c)
 
 
-def smooth_l1_(d: Tensor, beta: float) -> Tensor:
-    z = d.abs_()  # regression._smooth_l1 on d in place, and one more buffer
-    q = half_square_(z.clamp(max=beta))
-    if beta != 1.0:  # (a division by 1 changes nothing)
-        q.div_(beta)
-    return torch.maximum(q, z.sub_(0.5 * beta), out=z)
+def abs_(d: Tensor, spare: Tensor | None) -> Tensor:
+    """regression._l1 on a fresh ``d``, in place."""
+    return d.abs_()
 
 
-def huber_(d: Tensor, delta: float, out_dtype: torch.dtype) -> Tensor:
-    # regression._huber on d in place, and one more buffer; rounded to out_dtype as forward
+def square_(d: Tensor, spare: Tensor | None) -> Tensor:
+    """regression._squared on a fresh ``d``, in place."""
+    return d.mul_(d)
+
+
+def huber_(d: Tensor, spare: Tensor | None, delta: float,
+           out_dtype: torch.dtype | None = None) -> Tensor:
+    """regression._huber on a fresh ``d``, its temporary in ``spare`` (returned):
+    :math:`c = \\operatorname{clip}(d, -\\delta, \\delta)`, then :math:`c\\,(d - c/2)`.
+    Rounded to ``out_dtype`` as the Function's forward rounds it."""
+    c = torch.clamp(d, -delta, delta, out=spare)
+    loss = c.mul_(d.add_(c, alpha=-0.5))  # d - c/2 in place (c/2 is exact), then times c
+    return loss if out_dtype is None or loss.dtype == out_dtype else loss.to(out_dtype)
+
+
+def smooth_l1_(d: Tensor, spare: Tensor | None, beta: float) -> Tensor:
+    """regression._smooth_l1 on a fresh ``d``, its temporary in ``spare`` (returned)."""
+    if beta == 1.0:  # Huber's terms with delta = 1, bit for bit
+        return huber_(d, spare, 1.0)
     z = d.abs_()
-    q, line = half_square_(z.clamp(max=delta)), z.sub_(0.5 * delta)
-    if delta != 1.0:
-        line.mul_(delta)
-    loss = torch.maximum(q, line, out=z)
-    return loss if loss.dtype == out_dtype else loss.to(out_dtype)
+    q = half_square_(torch.clamp(z, max=beta, out=spare)).div_(beta)
+    return torch.maximum(q, z.sub_(0.5 * beta), out=q)

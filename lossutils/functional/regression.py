@@ -67,13 +67,14 @@ def _residual_forward(loss_fn):
     float32/float64 tensors take the fast path (:func:`~lossutils.functional.
     _regression_passes.reduced_residual`): :math:`\\ell` in place on the residual, chunk by
     chunk, never more temporaries than the input has elements -- the same operations."""
-    loss_, buffers = _IN_PLACE_LOSS[loss_fn]
+    loss_, buffers, fewest = _IN_PLACE_LOSS[loss_fn]
 
     def decorator(forward):
         @functools.wraps(forward)
         def wrapper(input, target, weight, reduction, *params):
             if weight is None and input.dtype in passes.FAST_DTYPES and plain(input, target):
-                return passes.reduced_residual(loss_, buffers, input, target, reduction, params)
+                return passes.reduced_residual(loss_, buffers, fewest, input, target, reduction,
+                                               params)
             out = forward(upcast(input), upcast(target), upcast(weight), reduction, *params)
             return rounded(out, input.dtype, *([] if weight is None else [weight.dtype]))
 
@@ -184,6 +185,8 @@ def _squared_slope(d: Tensor) -> Tensor:
 
 
 def _smooth_l1(d: Tensor, beta: float) -> Tensor:
+    if beta == 1.0:  # torch's two pieces are then Huber's with delta = 1, bit for bit
+        return _huber(d, 1.0)
     # The larger of the two pieces, each as torch computes it: the parabola lies above the
     # line below beta (by 0.5 (z - beta)^2 / beta), and clipped at beta it is 0.5 beta, below
     # the line above beta. No torch.where: 20 times an add on the CPU, and not needed.
@@ -198,11 +201,12 @@ def _smooth_l1_slope(d: Tensor, beta: float) -> Tensor:
 
 
 def _huber(d: Tensor, delta: float) -> Tensor:
-    # The larger of the two pieces, as for _smooth_l1 (the parabola exceeds the line by
-    # 0.5 (z - delta)^2 below delta; clipped at delta it is 0.5 delta^2, below the line).
-    z = d.abs()
-    c = z.clamp(max=delta)
-    return torch.maximum(0.5 * c * c, delta * (z - 0.5 * delta))
+    # Both of torch's pieces in one product, with c = d clipped to [-delta, delta] (the slope):
+    # inside, c = d and d - c/2 = d/2, so c (d - c/2) is 0.5 d^2; outside, c = delta sign(d)
+    # and the product is delta (|d| - delta/2). Each rounds as torch's kernel rounds it
+    # (c/2 and d - d/2 are exact), and no torch.where (20 times an add on the CPU) is needed.
+    c = d.clamp(-delta, delta)
+    return c * (d - 0.5 * c)
 
 
 def _huber_slope(d: Tensor, delta: float) -> Tensor:
@@ -210,14 +214,16 @@ def _huber_slope(d: Tensor, delta: float) -> Tensor:
     return d.clamp(-delta, delta)
 
 
-# The elementwise losses in place for the fast forward (and how many buffers each needs,
-# the residual included), and the slopes in place for the fast backward: on a fresh buffer,
-# the same operations as the functions above (0.5 z^2 as z^2 0.5: a halving is exact).
+# The elementwise losses in place for the fast forward, with how many buffers each needs
+# (the residual included) and the fewest chunks it takes (2 where torch's forward holds no
+# input-sized tensor: see passes.reduced_residual), and
+# the slopes in place for the fast backward: on a fresh buffer, the same operations as the
+# functions above (0.5 z^2 as z^2 0.5: a halving is exact).
 _IN_PLACE_LOSS = {
-    _l1: (Tensor.abs_, 1),
-    _squared: (lambda d: d.mul_(d), 1),
-    _smooth_l1: (passes.smooth_l1_, 2),
-    _huber: (passes.huber_, 2),
+    _l1: (passes.abs_, 1, 1),
+    _squared: (passes.square_, 1, 1),
+    _smooth_l1: (passes.smooth_l1_, 2, 1),
+    _huber: (passes.huber_, 2, 2),
 }
 _IN_PLACE = {
     _l1_slope: Tensor.sgn_,
