@@ -1,5 +1,5 @@
-"""The fast paths of :mod:`lossutils.functional.regression`: the forward chunk by chunk,
-the backward in one buffer.
+"""The fast paths of :mod:`lossutils.functional.regression` and
+:mod:`lossutils.functional.robust`: the forward chunk by chunk, the backward in one buffer.
 
 They run only for plain tensors (:func:`lossutils._autograd.plain`), and the
 backward only when nothing records it (:func:`lossutils._autograd.fast_path`, the
@@ -11,10 +11,10 @@ which give the same numbers.
   the whole input: each chunk of rows (about :data:`CHUNK_ELEMENTS` with one
   thread, :data:`CHUNK_ELEMENTS_THREADED` with several) gets the Function's
   elementwise loss, in place on its residual (the same operations), reduced to
-  its sum, and the chunk sums are added. Only a chunk's temporaries exist at
-  once (torch's fused kernel holds none either) and with one thread each
-  chunk's passes run in the core's cache. An unreduced loss is computed in
-  place on the whole residual, its output.
+  its sum, and the chunk sums are added. The chunk-sized buffers are allocated
+  once and reused by every chunk: with one thread their passes run in the
+  core's cache, and no fresh memory is touched chunk after chunk. An unreduced
+  loss is computed in place on the whole residual, its output.
 - **Backward in one buffer.** :math:`d = x - y` is formed in the gradient's
   buffer, the slope :math:`\\ell'(d)` is applied in place (the same operations
   as the Function's differentiable form, in the same order), then the
