@@ -51,8 +51,9 @@ class SmoothL1LossFunction(Function):
         \frac{\partial l_n}{\partial x_n} = \operatorname{clip}(d_n / \beta, -1, 1)
             = -\frac{\partial l_n}{\partial y_n}
 
-    with :math:`d_n = x_n - y_n` and :math:`\beta > 0` (``beta = 0`` is L1,
-    handled by :class:`L1LossFunction`, since :math:`d/\beta` is then 0/0).
+    with :math:`d_n = x_n - y_n` and :math:`\beta > 0` (``beta = 0`` is L1, handled by
+    :class:`~lossutils.functional.regression.L1LossFunction`, since :math:`d/\beta` is then
+    0/0).
     """
 
     @_residual_forward(_smooth_l1)
