@@ -36,8 +36,9 @@ from .._reduction import reduction_grad
 # on a chunk is long enough that dispatching it costs little next to its arithmetic.
 CHUNK_ELEMENTS = 1 << 17
 # With several threads every op is a fork and a join, and on a busy machine a join waits for
-# a descheduled thread: there, few big chunks win (as cross-entropy's blocks).
-CHUNK_ELEMENTS_THREADED = 1 << 19
+# a descheduled thread: there, few big chunks win (as cross-entropy's blocks), the whole
+# tensor where the memory allows (all but Huber: see reduced_residual).
+CHUNK_ELEMENTS_THREADED = 1 << 22
 FAST_DTYPES = (torch.float32, torch.float64)  # float16/bfloat16 compute in float32 instead
 
 
