@@ -39,6 +39,10 @@ CHUNK_ELEMENTS = 1 << 17
 # a descheduled thread: there, few big chunks win (as cross-entropy's blocks), the whole
 # tensor where the memory allows (all but Huber: see reduced_residual).
 CHUNK_ELEMENTS_THREADED = 1 << 22
+# Chunks of at least this many elements reuse two buffers allocated once (no fresh memory
+# for the kernel to fault in page by page, chunk after chunk); smaller ones take fresh
+# temporaries, which cost less than the reused ones' slicing and out= bookkeeping.
+REUSE_ELEMENTS = 1 << 14
 FAST_DTYPES = (torch.float32, torch.float64)  # float16/bfloat16 compute in float32 instead
 
 
@@ -60,8 +64,8 @@ def reduced_residual(loss_, buffers: int, fewest: int, input: Tensor, target: Te
     when it needs one: ``buffers = 2``).
 
     For ``'sum'`` and ``'mean'``, chunk by chunk (at least ``fewest`` chunks,
-    :func:`row_chunks`), the chunk sums added: chunk-sized buffers, allocated once and
-    reused by every chunk. ``fewest = 2`` where torch's own forward holds no input-sized
+    :func:`row_chunks`), the chunk sums added: big chunks reuse buffers allocated once
+    (:data:`REUSE_ELEMENTS`). ``fewest = 2`` where torch's own forward holds no input-sized
     tensor (Huber): two half-size buffers then hold no more than the input has elements."""
     if reduction == "none" or input.dim() == 0 or input.numel() == 0:
         loss = loss_(torch.sub(input, target), None, *params)
@@ -71,18 +75,28 @@ def reduced_residual(loss_, buffers: int, fewest: int, input: Tensor, target: Te
         total = loss_(torch.sub(input, target), None, *params).sum()
         return total if reduction == "sum" else total / input.numel()
     rows = chunks[0].stop
-    residual = torch.empty((rows, *input.shape[1:]), dtype=input.dtype, device=input.device)
-    spare = torch.empty_like(residual) if buffers == 2 else None
+    residual = spare = None
+    if rows * (input.numel() // input.shape[0]) >= REUSE_ELEMENTS:
+        residual = torch.empty((rows, *input.shape[1:]), dtype=input.dtype, device=input.device)
+        spare = torch.empty_like(residual) if buffers == 2 else None
     total = None
     for chunk in chunks:
-        n = min(chunk.stop, input.shape[0]) - chunk.start
-        d = torch.sub(input[chunk], target[chunk], out=residual if n == rows else residual[:n])
-        loss = loss_(d, None if spare is None else spare if n == rows else spare[:n], *params)
+        x, y = input[chunk], target[chunk]
+        if residual is None:
+            d, buffer = torch.sub(x, y), None
+        else:
+            n = x.shape[0]
+            d = torch.sub(x, y, out=residual if n == rows else residual[:n])
+            buffer = None if spare is None else spare if n == rows else spare[:n]
+        loss = loss_(d, buffer, *params)
+        # A two-buffer loss leaves the residual free: let it go before the sum (the reused
+        # buffer too, after the last chunk), so that the sums never sit beside both buffers
+        # (with two halves, that is torch's peak exactly).
+        d = None
         if chunk is chunks[-1]:
-            # A two-buffer loss leaves the residual free: let it go before the last sum, so
-            # that the sums never sit beside both buffers (two halves: torch's peak, exactly).
-            del d, residual
+            residual = None
         part = loss.sum()
+        loss = None
         total = part if total is None else total.add_(part)
     return total if reduction == "sum" else total / input.numel()
 
