@@ -9,5 +9,5 @@ namespace re-exports the public functions, exactly like torch's.
 from .._reexport import reexport
 
 __all__ = reexport(globals(), (
-    "softmax", "cross_entropy", "regression", "binary", "probabilistic", "soft_margin", "ranking",
-    "multi_margin", "distance", "triplet", "ctc", "linear_cross_entropy"))
+    "softmax", "cross_entropy", "regression", "robust", "binary", "probabilistic", "soft_margin",
+    "ranking", "multi_margin", "distance", "triplet", "ctc", "linear_cross_entropy"))

@@ -90,12 +90,13 @@ def check_probabilities(**tensors: Tensor) -> None:
     check, as ATen's kernel makes it element by element; the first tensor named is checked
     first (torch's order: input, then target).
 
-    Two cheap reductions per tensor (minimum, maximum), all read in one synchronisation when
-    all is well; the offending value is looked for only to word the error. Under
-    ``torch.func`` transforms it reads the values beneath the wrappers (every sample of a
-    ``vmap`` at once); while ``torch.compile`` traces, it is ``torch._assert_async`` (no graph
-    break, a ``RuntimeError`` when the graph runs); a tensor without data (meta, fake) is not
-    checked."""
+    One cheap reduction per tensor (``aminmax``: its minimum and maximum in one pass), all
+    read in one synchronisation when all is well (on the CPU, where there is nothing to wait
+    for, one by one: cheaper than a stack); the offending value is looked for only to word
+    the error. Under ``torch.func`` transforms it reads the values beneath the wrappers
+    (every sample of a ``vmap`` at once); while ``torch.compile`` traces, it is
+    ``torch._assert_async`` (no graph break, a ``RuntimeError`` when the graph runs); a
+    tensor without data (meta, fake) is not checked."""
     if compiling():
         for name, tensor in tensors.items():
             torch._assert_async(((tensor >= 0) & (tensor <= 1)).all(), _message(name))
@@ -105,10 +106,13 @@ def check_probabilities(**tensors: Tensor) -> None:
     if not named:
         return
     # NaN is the minimum and the maximum of a tensor that holds one, and fails both tests
-    extremes = [e for _, values in named for e in (values.min(), values.max())]
-    if len({e.dtype for e in extremes}) > 1:  # one stack needs one dtype
-        extremes = [e.double() for e in extremes]
-    bounds = torch.stack(extremes).tolist()
+    extremes = [e for _, values in named for e in torch.aminmax(values)]
+    if all(e.device.type == "cpu" for e in extremes):
+        bounds = [e.item() for e in extremes]
+    else:
+        if len({e.dtype for e in extremes}) > 1:  # one stack needs one dtype
+            extremes = [e.double() for e in extremes]
+        bounds = torch.stack(extremes).tolist()
     for i, (name, values) in enumerate(named):
         if not (bounds[2 * i] >= 0 and bounds[2 * i + 1] <= 1):
             bad = values[~((values >= 0) & (values <= 1))].flatten()[0].item()

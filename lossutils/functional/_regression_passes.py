@@ -1,5 +1,5 @@
-"""The fast paths of :mod:`lossutils.functional.regression`: the forward chunk by chunk,
-the backward in one buffer.
+"""The fast paths of :mod:`lossutils.functional.regression` and
+:mod:`lossutils.functional.robust`: the forward chunk by chunk, the backward in one buffer.
 
 They run only for plain tensors (:func:`lossutils._autograd.plain`), and the
 backward only when nothing records it (:func:`lossutils._autograd.fast_path`, the
@@ -11,10 +11,10 @@ which give the same numbers.
   the whole input: each chunk of rows (about :data:`CHUNK_ELEMENTS` with one
   thread, :data:`CHUNK_ELEMENTS_THREADED` with several) gets the Function's
   elementwise loss, in place on its residual (the same operations), reduced to
-  its sum, and the chunk sums are added. Only a chunk's temporaries exist at
-  once (torch's fused kernel holds none either) and with one thread each
-  chunk's passes run in the core's cache. An unreduced loss is computed in
-  place on the whole residual, its output.
+  its sum, and the chunk sums are added. The chunk-sized buffers are allocated
+  once and reused by every chunk: with one thread their passes run in the
+  core's cache, and no fresh memory is touched chunk after chunk. An unreduced
+  loss is computed in place on the whole residual, its output.
 - **Backward in one buffer.** :math:`d = x - y` is formed in the gradient's
   buffer, the slope :math:`\\ell'(d)` is applied in place (the same operations
   as the Function's differentiable form, in the same order), then the
@@ -31,38 +31,73 @@ from torch import Tensor
 from .._precision import upcast
 from .._reduction import reduction_grad
 
-# Elements per chunk of rows: a chunk's inputs and temporaries fit a core's L2 cache (2 MiB
-# on the machines measured), and an op on a chunk is long enough that dispatching it costs
-# little next to its arithmetic (below about 2^16 elements it does not).
-CHUNK_ELEMENTS = 1 << 18
+# Elements per chunk of rows: a chunk's two buffers (the residual and one temporary, reused
+# from chunk to chunk) stay in a core's L2 cache (2 MiB on the machines measured), and an op
+# on a chunk is long enough that dispatching it costs little next to its arithmetic.
+CHUNK_ELEMENTS = 1 << 17
 # With several threads every op is a fork and a join, and on a busy machine a join waits for
-# a descheduled thread: there, few big chunks win (as cross-entropy's blocks).
+# a descheduled thread: there, few big chunks win (as cross-entropy's blocks), the whole
+# tensor where the memory allows (all but Huber: see reduced_residual).
 CHUNK_ELEMENTS_THREADED = 1 << 22
+# Chunks of at least this many elements reuse two buffers allocated once (no fresh memory
+# for the kernel to fault in page by page, chunk after chunk); smaller ones take fresh
+# temporaries, which cost less than the reused ones' slicing and out= bookkeeping.
+REUSE_ELEMENTS = 1 << 14
 FAST_DTYPES = (torch.float32, torch.float64)  # float16/bfloat16 compute in float32 instead
 
 
-def row_chunks(x: Tensor, buffers: int) -> list[slice]:
-    """Slices of dim 0 of ``x``: at most a chunk's elements each, and at least
-    ``buffers`` of them (as many as there are rows allow), so that ``buffers`` chunk-sized
-    temporaries never hold more elements than ``x``."""
+def row_chunks(x: Tensor, fewest: int) -> list[slice]:
+    """Slices of dim 0 of ``x``: at most a chunk's elements each, and at least ``fewest``
+    of them (as many as there are rows allow)."""
     rows = x.shape[0]
     size = CHUNK_ELEMENTS if torch.get_num_threads() == 1 else CHUNK_ELEMENTS_THREADED
-    count = min(rows, max(buffers, -(-x.numel() // size)))
+    count = min(rows, max(fewest, -(-x.numel() // size)))
     step = -(-rows // count)
     return [slice(i, i + step) for i in range(0, rows, step)]
 
 
-def reduced_residual(loss_, buffers: int, input: Tensor, target: Tensor, reduction: str,
-                  params) -> Tensor:
-    """The unweighted loss :math:`\\mathrm{reduce}(\\ell(x - y))` with ``loss_`` the elementwise
-    loss computed in place (on a fresh residual, with ``buffers - 1`` more temporaries):
-    for ``'sum'`` and ``'mean'``, chunk by chunk (:func:`row_chunks`), adding the chunk sums."""
+def reduced_residual(loss_, buffers: int, fewest: int, input: Tensor, target: Tensor,
+                     reduction: str, params) -> Tensor:
+    """The unweighted loss :math:`\\mathrm{reduce}(\\ell(x - y))` with ``loss_(d, spare,
+    *params)`` the elementwise loss computed in place on a fresh residual ``d`` (with
+    ``spare``, a buffer of ``d``'s shape or ``None`` to allocate one, for its temporary
+    when it needs one: ``buffers = 2``).
+
+    For ``'sum'`` and ``'mean'``, chunk by chunk (at least ``fewest`` chunks,
+    :func:`row_chunks`), the chunk sums added: big chunks reuse buffers allocated once
+    (:data:`REUSE_ELEMENTS`). ``fewest = 2`` where torch's own forward holds no input-sized
+    tensor (Huber): two half-size buffers then hold no more than the input has elements."""
     if reduction == "none" or input.dim() == 0 or input.numel() == 0:
-        loss = loss_(torch.sub(input, target), *params)
+        loss = loss_(torch.sub(input, target), None, *params)
         return loss if reduction == "none" else (loss.sum() if reduction == "sum" else loss.mean())
-    sums = [loss_(torch.sub(input[rows], target[rows]), *params).sum()
-            for rows in row_chunks(input, buffers)]
-    total = sums[0] if len(sums) == 1 else torch.stack(sums).sum()
+    chunks = row_chunks(input, fewest)
+    if len(chunks) == 1:
+        total = loss_(torch.sub(input, target), None, *params).sum()
+        return total if reduction == "sum" else total / input.numel()
+    rows = chunks[0].stop
+    residual = spare = None
+    if rows * (input.numel() // input.shape[0]) >= REUSE_ELEMENTS:
+        residual = torch.empty((rows, *input.shape[1:]), dtype=input.dtype, device=input.device)
+        spare = torch.empty_like(residual) if buffers == 2 else None
+    total = None
+    for chunk in chunks:
+        x, y = input[chunk], target[chunk]
+        if residual is None:
+            d, buffer = torch.sub(x, y), None
+        else:
+            n = x.shape[0]
+            d = torch.sub(x, y, out=residual if n == rows else residual[:n])
+            buffer = None if spare is None else spare if n == rows else spare[:n]
+        loss = loss_(d, buffer, *params)
+        # A two-buffer loss leaves the residual free: let it go before the sum (the reused
+        # buffer too, after the last chunk), so that the sums never sit beside both buffers
+        # (with two halves, that is torch's peak exactly).
+        d = None
+        if chunk is chunks[-1]:
+            residual = None
+        part = loss.sum()
+        loss = None
+        total = part if total is None else total.add_(part)
     return total if reduction == "sum" else total / input.numel()
 
 
@@ -71,8 +106,13 @@ def residual_grad(input: Tensor, target: Tensor, grad_output: Tensor, reduction:
     """:math:`\\partial L / \\partial x` and, if ``need_target``, :math:`-\\partial L / \\partial x`
     for an unweighted loss, in one buffer: :math:`d = x - y`, ``slope_(d, *params)`` in
     place, times the reduction's factor (for ``'none'``, the incoming gradient)."""
+    scale = reduction_grad(upcast(grad_output), reduction, input.numel())
+    if scale.dim() == 0 and scale.device.type == "cpu":
+        # The factor as a Python number (the same float, so the same products): no 0-dim
+        # tensor stays alive beside the gradient, as torch's kernel keeps its factor in a
+        # register. On an accelerator, .item() would wait for the device: kept a tensor.
+        scale = scale.item()
     grad = torch.sub(upcast(input), upcast(target))  # float32 for float16/bfloat16
-    scale = reduction_grad(upcast(grad_output), reduction, grad.numel())
     slope_(grad, *params).mul_(scale)
     return grad, (-grad if need_target else None)
 
@@ -83,19 +123,30 @@ def half_square_(c: Tensor) -> Tensor:
     return torch.addcmul(c.new_zeros(()), c, c, value=0.5, out=c)
 
 
-def smooth_l1_(d: Tensor, beta: float) -> Tensor:
-    z = d.abs_()  # regression._smooth_l1 on d in place, and one more buffer
-    q = half_square_(z.clamp(max=beta))
-    if beta != 1.0:  # (a division by 1 changes nothing)
-        q.div_(beta)
-    return torch.maximum(q, z.sub_(0.5 * beta), out=z)
+def abs_(d: Tensor, spare: Tensor | None) -> Tensor:
+    """regression._l1 on a fresh ``d``, in place."""
+    return d.abs_()
 
 
-def huber_(d: Tensor, delta: float, out_dtype: torch.dtype) -> Tensor:
-    # regression._huber on d in place, and one more buffer; rounded to out_dtype as forward
+def square_(d: Tensor, spare: Tensor | None) -> Tensor:
+    """regression._squared on a fresh ``d``, in place."""
+    return d.mul_(d)
+
+
+def huber_(d: Tensor, spare: Tensor | None, delta: float,
+           out_dtype: torch.dtype | None = None) -> Tensor:
+    """regression._huber on a fresh ``d``, its temporary in ``spare`` (returned):
+    :math:`c = \\operatorname{clip}(d, -\\delta, \\delta)`, then :math:`c\\,(d - c/2)`.
+    Rounded to ``out_dtype`` as the Function's forward rounds it."""
+    c = torch.clamp(d, -delta, delta, out=spare)
+    loss = c.mul_(d.add_(c, alpha=-0.5))  # d - c/2 in place (c/2 is exact), then times c
+    return loss if out_dtype is None or loss.dtype == out_dtype else loss.to(out_dtype)
+
+
+def smooth_l1_(d: Tensor, spare: Tensor | None, beta: float) -> Tensor:
+    """regression._smooth_l1 on a fresh ``d``, its temporary in ``spare`` (returned)."""
+    if beta == 1.0:  # Huber's terms with delta = 1, bit for bit
+        return huber_(d, spare, 1.0)
     z = d.abs_()
-    q, line = half_square_(z.clamp(max=delta)), z.sub_(0.5 * delta)
-    if delta != 1.0:
-        line.mul_(delta)
-    loss = torch.maximum(q, line, out=z)
-    return loss if loss.dtype == out_dtype else loss.to(out_dtype)
+    q = half_square_(torch.clamp(z, max=beta, out=spare)).div_(beta)
+    return torch.maximum(q, z.sub_(0.5 * beta), out=q)

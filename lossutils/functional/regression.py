@@ -1,9 +1,11 @@
-"""Regression losses: L1, MSE, SmoothL1, Huber.
+"""Regression losses: L1 and MSE here, and what they share with SmoothL1 and Huber
+(:mod:`lossutils.functional.robust`).
 
 Each is an elementwise function of the residual :math:`d_n = x_n - y_n`,
-optionally weighted, then reduced. Every Function here saves the same
+optionally weighted, then reduced. Every Function of the four saves the same
 things and shares one backward skeleton (:func:`_residual_backward`): only
 the elementwise loss and its slope differ, and each Function states both.
+The four elementwise losses and their slopes are all here, side by side.
 
 Defined in :doc:`/chapters/04_loss_family`.
 """
@@ -17,7 +19,7 @@ from torch import Tensor
 from torch.autograd import Function
 
 from .._autograd import apply, fast_path, plain, transformable
-from .._checks import broadcast_pair, dtype_name, warn_size_mismatch
+from .._checks import broadcast_pair, warn_size_mismatch
 from .._precision import rounded, upcast
 from .._reduction import (
     check_reduction,
@@ -32,12 +34,11 @@ from ._regression_checks import (
     autocast_args,
     check_weight_shape,
     check_weighted_reduction,
-    real_scalar,
     refuse_bool,
     require_real_floating,
 )
 
-__all__ = ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss"]
+__all__ = ["l1_loss", "mse_loss"]
 
 
 # ----------------------------------------------------------------------------
@@ -67,13 +68,14 @@ def _residual_forward(loss_fn):
     float32/float64 tensors take the fast path (:func:`~lossutils.functional.
     _regression_passes.reduced_residual`): :math:`\\ell` in place on the residual, chunk by
     chunk, never more temporaries than the input has elements -- the same operations."""
-    loss_, buffers = _IN_PLACE_LOSS[loss_fn]
+    loss_, buffers, fewest = _IN_PLACE_LOSS[loss_fn]
 
     def decorator(forward):
         @functools.wraps(forward)
         def wrapper(input, target, weight, reduction, *params):
             if weight is None and input.dtype in passes.FAST_DTYPES and plain(input, target):
-                return passes.reduced_residual(loss_, buffers, input, target, reduction, params)
+                return passes.reduced_residual(loss_, buffers, fewest, input, target, reduction,
+                                               params)
             out = forward(upcast(input), upcast(target), upcast(weight), reduction, *params)
             return rounded(out, input.dtype, *([] if weight is None else [weight.dtype]))
 
@@ -184,9 +186,12 @@ def _squared_slope(d: Tensor) -> Tensor:
 
 
 def _smooth_l1(d: Tensor, beta: float) -> Tensor:
+    if beta == 1.0:  # torch's two pieces are then Huber's with delta = 1, bit for bit
+        return _huber(d, 1.0)
     # The larger of the two pieces, each as torch computes it: the parabola lies above the
     # line below beta (by 0.5 (z - beta)^2 / beta), and clipped at beta it is 0.5 beta, below
-    # the line above beta. No torch.where: 20 times an add on the CPU, and not needed.
+    # the line above beta. No torch.where: 20 times an add on the CPU, and not needed. (Huber's
+    # product over beta would round the line twice, and underflow for a tiny beta.)
     z = d.abs()
     c = z.clamp(max=beta)
     return torch.maximum(0.5 * c * c / beta, z - 0.5 * beta)
@@ -198,11 +203,12 @@ def _smooth_l1_slope(d: Tensor, beta: float) -> Tensor:
 
 
 def _huber(d: Tensor, delta: float) -> Tensor:
-    # The larger of the two pieces, as for _smooth_l1 (the parabola exceeds the line by
-    # 0.5 (z - delta)^2 below delta; clipped at delta it is 0.5 delta^2, below the line).
-    z = d.abs()
-    c = z.clamp(max=delta)
-    return torch.maximum(0.5 * c * c, delta * (z - 0.5 * delta))
+    # Both of torch's pieces in one product, with c = d clipped to [-delta, delta] (the slope):
+    # inside, c = d and d - c/2 = d/2, so c (d - c/2) is 0.5 d^2; outside, c = delta sign(d)
+    # and the product is delta (|d| - delta/2). Each rounds as torch's kernel rounds it
+    # (c/2 and d - d/2 are exact), and no torch.where (20 times an add on the CPU) is needed.
+    c = d.clamp(-delta, delta)
+    return c * (d - 0.5 * c)
 
 
 def _huber_slope(d: Tensor, delta: float) -> Tensor:
@@ -210,14 +216,16 @@ def _huber_slope(d: Tensor, delta: float) -> Tensor:
     return d.clamp(-delta, delta)
 
 
-# The elementwise losses in place for the fast forward (and how many buffers each needs,
-# the residual included), and the slopes in place for the fast backward: on a fresh buffer,
-# the same operations as the functions above (0.5 z^2 as z^2 0.5: a halving is exact).
+# The elementwise losses in place for the fast forward, with how many buffers each needs (the
+# residual included) and the fewest chunks it takes (2 where torch's forward holds no
+# input-sized tensor: see passes.reduced_residual), and the slopes in place for the fast
+# backward: on a fresh buffer, the same operations as the functions above (0.5 z^2 as
+# z^2 0.5: a halving is exact).
 _IN_PLACE_LOSS = {
-    _l1: (Tensor.abs_, 1),
-    _squared: (lambda d: d.mul_(d), 1),
-    _smooth_l1: (passes.smooth_l1_, 2),
-    _huber: (passes.huber_, 2),
+    _l1: (passes.abs_, 1, 1),
+    _squared: (passes.square_, 1, 1),
+    _smooth_l1: (passes.smooth_l1_, 2, 1),
+    _huber: (passes.huber_, 2, 2),
 }
 _IN_PLACE = {
     _l1_slope: Tensor.sgn_,
@@ -283,73 +291,6 @@ class MSELossFunction(Function):
     @staticmethod
     def jvp(ctx, *tangents):
         return _residual_jvp(ctx, tangents, _squared, _squared_slope)
-
-
-@transformable
-class SmoothL1LossFunction(Function):
-    r"""Smooth L1: quadratic for :math:`|d_n| < \beta`, linear (slope 1) outside.
-
-    .. math::
-        l_n = \begin{cases} 0.5\, d_n^2 / \beta & |d_n| < \beta \\
-            |d_n| - 0.5\, \beta & \text{otherwise}\end{cases},
-        \qquad
-        \frac{\partial l_n}{\partial x_n} = \operatorname{clip}(d_n / \beta, -1, 1)
-            = -\frac{\partial l_n}{\partial y_n}
-
-    with :math:`d_n = x_n - y_n` and :math:`\beta > 0` (``beta = 0`` is L1,
-    handled by :class:`L1LossFunction`, since :math:`d/\beta` is then 0/0).
-    """
-
-    @_residual_forward(_smooth_l1)
-    def forward(input, target, weight, reduction, beta):
-        loss = _smooth_l1(input - target, beta)
-        return _weighted_reduce(loss, weight, reduction, mean_by_weight=True)
-
-    setup_context = staticmethod(_save)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        return _residual_backward(ctx, grad_output, _smooth_l1, _smooth_l1_slope)
-
-    @staticmethod
-    def jvp(ctx, *tangents):
-        return _residual_jvp(ctx, tangents, _smooth_l1, _smooth_l1_slope)
-
-
-@transformable
-class HuberLossFunction(Function):
-    r"""Huber: quadratic for :math:`|d_n| < \delta`, linear with slope :math:`\delta` outside.
-
-    .. math::
-        l_n = w_n \begin{cases} 0.5\, d_n^2 & |d_n| < \delta \\
-            \delta\, (|d_n| - 0.5\, \delta) & \text{otherwise}\end{cases},
-        \qquad
-        \frac{\partial l_n}{\partial x_n} = w_n \operatorname{clip}(d_n, -\delta, \delta)
-            = -\frac{\partial l_n}{\partial y_n}
-
-    and :math:`\partial l_n / \partial w_n` is the unweighted Huber term. Unlike
-    L1 and MSE, a weighted ``mean`` divides by :math:`N`, not by :math:`\sum_n w_n`.
-    The elementwise loss has ``input``'s dtype (torch's ``huber_loss`` does not
-    promote its output), so ``out_dtype`` is applied before weighting.
-    """
-
-    @_residual_forward(_huber)
-    def forward(input, target, weight, reduction, delta, out_dtype):
-        loss = _huber(input - target, delta).to(out_dtype)  # rounded as torch's kernel rounds it
-        return _weighted_reduce(loss, weight, reduction, mean_by_weight=False)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        _save(ctx, inputs[:-1], output)  # out_dtype is no parameter of the loss
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        grads = _residual_backward(ctx, grad_output, _huber, _huber_slope, mean_by_weight=False)
-        return (*grads, None)  # out_dtype
-
-    @staticmethod
-    def jvp(ctx, *tangents):
-        return _residual_jvp(ctx, tangents, _huber, _huber_slope, mean_by_weight=False)
 
 
 # ----------------------------------------------------------------------------
@@ -422,68 +363,3 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
         reduction = check_reduction(reduction)
         require_real_floating("mse_loss", "mse_cpu", input.dtype)
     return apply(MSELossFunction, input, target, weight, reduction)
-
-
-def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
-                   reduction: str = "mean", beta: float = 1.0) -> Tensor:
-    r"""Smooth L1 loss, like :func:`torch.nn.functional.smooth_l1_loss`.
-
-    :math:`l_n = 0.5\, d_n^2/\beta` if :math:`|d_n| < \beta`, else :math:`|d_n| - 0.5\beta`.
-    ``beta = 0`` is exactly :func:`l1_loss`; a negative (or NaN) ``beta`` is rejected.
-    See :class:`SmoothL1LossFunction` for the gradient.
-
-    Examples:
-        >>> smooth_l1_loss(torch.tensor([0.5, 3.0]), torch.zeros(2), reduction="none")
-        tensor([0.1250, 2.5000])
-    """
-    warn_size_mismatch(input, target)
-    reduction = legacy_or(size_average, reduce, reduction)
-    dtypes = (input.dtype, target.dtype)
-    input, target, _ = autocast_args("l1_loss" if beta == 0.0 else "smooth_l1_loss", input,
-                                      target, None, reduction)
-    input, target = broadcast_pair(input, target)
-    if beta == 0.0:
-        return _l1_branch(input, target, None, reduction, "smooth_l1_loss", dtypes)
-    reduction = check_reduction(reduction)
-    beta = real_scalar("smooth_l1_loss", "beta", beta)
-    if not beta >= 0:
-        raise RuntimeError(f"smooth_l1_loss does not support negative values for beta: "
-                           f"got beta={beta}")
-    require_real_floating("smooth_l1_loss", "smooth_l1_cpu", input.dtype)
-    return apply(SmoothL1LossFunction, input, target, None, reduction, float(beta))
-
-
-def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
-               weight: Tensor | None = None) -> Tensor:
-    r"""Huber loss, like :func:`torch.nn.functional.huber_loss`.
-
-    :math:`l_n = w_n \cdot 0.5\, d_n^2` if :math:`|d_n| < \delta`, else
-    :math:`w_n\, \delta (|d_n| - 0.5\delta)`; ``delta`` must be positive. The
-    output keeps ``input``'s dtype. See :class:`HuberLossFunction` for the gradient.
-
-    Examples:
-        >>> huber_loss(torch.tensor([0.5, 3.0]), torch.zeros(2), reduction="none", delta=2.0)
-        tensor([0.1250, 4.0000])
-    """
-    warn_size_mismatch(input, target)
-    input, target, weight = autocast_args("huber_loss", input, target, weight, reduction)
-    shape, out_dtype = input.shape, input.dtype
-    input, target = broadcast_pair(input, target)
-    if weight is not None:
-        check_weight_shape(weight, shape, "huber_loss")
-    else:
-        reduction = check_reduction(reduction)
-    delta = real_scalar("huber_loss", "delta", delta)
-    if not delta > 0:
-        raise RuntimeError(f"huber_loss does not support non-positive values for delta: "
-                           f"got delta={delta}")
-    require_real_floating("huber_loss", "huber_cpu", input.dtype)
-    if not out_dtype.is_floating_point:
-        raise RuntimeError(
-            f"result type {dtype_name(input.dtype)} can't be cast to the desired output type "
-            f"{dtype_name(out_dtype)}: huber_loss returns input's dtype ({out_dtype}), so input "
-            "must be floating-point"
-        )
-    if weight is not None:
-        check_weighted_reduction(reduction)
-    return apply(HuberLossFunction, input, target, weight, reduction, float(delta), out_dtype)
