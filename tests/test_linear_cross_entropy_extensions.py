@@ -13,12 +13,15 @@ tiny threshold; ``sort_vocab`` changes the order of the work, not the result.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import lossutils.functional as LF
+from conftest import ROOT
 from lossutils.functional._filtering import FILTER_BLOCK
 
 F64 = torch.float64
@@ -278,3 +281,23 @@ def test_extensions_refuse_what_they_cannot_do(kwargs, match):
         W, target = torch.randn(5, 2, 3, dtype=F64), torch.zeros(4, 2, dtype=torch.long)
     with pytest.raises(ValueError, match=match):
         LF.linear_cross_entropy(x, W, target, **kwargs)
+
+
+def test_the_filtering_benchmark_writes_what_the_chapter_reads(tmp_path, monkeypatch):
+    """benchmarks/linear_cross_entropy_filtering.py at a tiny size: the JSON has the keys
+    chapter 7.1 reads, the peaked problem has the entropy asked for, uniform logits skip
+    every block at 2^-12 (each entry is about 1/V) and the error bound holds everywhere."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import linear_cross_entropy_filtering as bench
+
+    out = tmp_path / "filtering.json"
+    result = bench.main(["--tokens", "32", "--hidden", "16", "--vocab", "8192",
+                         "--chunk-size", "16", "--repeats", "1", "--warmup", "0",
+                         "--threads", "1", "--json", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    rows = {(r["distribution"], r["filter_eps"], r["sort_vocab"]): r for r in result["rows"]}
+    assert len(rows) == 10 and all(r["grad_input_bound_holds"] for r in rows.values())
+    assert rows["peaked", None, False]["entropy_nats"] == pytest.approx(2.75, abs=1e-3)
+    assert rows["uniform", 2.0**-12, False]["blocks_skipped"] == 1.0
+    assert rows["uniform", 2.0**-16, False]["blocks_skipped"] == 0.0  # 1/8192 > 2^-16
+    assert rows["uniform", None, False]["grad_input_rel_error"] == 0.0
