@@ -68,3 +68,16 @@ def test_every_figure_cell_has_alt_text(chapter):
 
 def test_some_figures_are_checked():
     assert sum(len(list(_figure_cells(c))) for c in CHAPTERS) >= 20
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_a_listing_is_the_last_expression_of_its_cell(chapter):
+    """A notebook cell displays only its last expression: a second bare show_source(...)
+    in the same cell would hide the first listing from the reader."""
+    nb = jupytext.reads((ROOT / chapter).read_text(), fmt="md:myst")
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        bare = [line for line in cell.source.splitlines() if line.startswith("show_source(")]
+        assert len(bare) <= 1, (f"{chapter}, cell {index}: {len(bare)} bare show_source calls, "
+                                "only the last is displayed; give each its own cell")
