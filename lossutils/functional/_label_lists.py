@@ -48,6 +48,50 @@ def lists(input: Tensor, target: Tensor, listed: Tensor, k: int) -> Lists:
     return Lists(x, thresholds, (columns + rows).view(-1))
 
 
+# A target of at most this many entries, on the CPU, is read in Python (:func:`parse`): one
+# copy of its values, where finding the lists in tensor ops costs a dozen small ops.
+SMALL = 1 << 10
+
+
+class Parsed(NamedTuple):
+    """The lists of a small target, read once in Python: ``k`` list positions, the listed
+    entries as :class:`Lists` holds them (indices into ``x.view(-1)``, ``(N K,)``), and the
+    positions past a row's list as indices into ``thresholds.view(-1)`` (``None``: none)."""
+
+    k: int
+    targets: Tensor
+    padding: Tensor | None
+
+
+def parse(values: list[int], n: int, c: int) -> Parsed:
+    """The lists of the ``n`` rows of ``c`` entries in ``values`` (every one in ``[-1, C)``):
+    what :func:`lists` finds in tensor ops, found here in Python."""
+    lengths = []
+    for row in range(n):
+        entries = values[row * c:(row + 1) * c]
+        lengths.append(entries.index(-1) if -1 in entries else c)
+    k = max(lengths, default=0)
+    targets, padding = [], []
+    for row, length in enumerate(lengths):
+        entries = values[row * c:row * c + length]
+        # a position past the list repeats the first class (0 for an empty list), as lists() does
+        fill = max(values[row * c], 0)
+        targets += [row * c + j for j in entries] + [row * c + fill] * (k - length)
+        padding += range(row * k + length, (row + 1) * k)
+    return Parsed(k, torch.tensor(targets, dtype=torch.long),
+                  torch.tensor(padding, dtype=torch.long) if padding else None)
+
+
+def parsed_lists(input: Tensor, parsed: Parsed) -> Lists:
+    """:func:`lists` of a target read by :func:`parse`: the same thresholds, in two ops."""
+    c = input.size(-1) if input.dim() else 1
+    x = input.reshape(-1, c)
+    thresholds = x.reshape(-1).take(parsed.targets) - 1
+    if parsed.padding is not None:  # past a row's list: +inf, which no score exceeds
+        thresholds = thresholds.index_fill(0, parsed.padding, INF)
+    return Lists(x, thresholds.view(x.size(0), parsed.k), parsed.targets)
+
+
 def count_in_place(lists: Lists, count: bool, rows: bool) -> tuple[Tensor, Tensor | None]:
     r"""``(sums, grad)`` through one ``N x C`` scratch buffer (plain tensors only): the sums
     of the hinges at each position, per row ``(K, N)`` (``rows``) or over the batch ``(K)``,
@@ -61,6 +105,14 @@ def count_in_place(lists: Lists, count: bool, rows: bool) -> tuple[Tensor, Tenso
     (NaN scores, :math:`\infty - \infty`) is inactive, as in torch (``nan_to_num_``)."""
     x, thresholds, targets = lists
     (n, c), k = x.shape, thresholds.size(1)
+    if k == 1:  # the loop below, less its slices and buffers: fewer ops for a small batch
+        buf = torch.sub(x, thresholds).relu_().nan_to_num_(0.0, INF)
+        buf.view(-1).index_fill_(0, targets, 0.0)
+        sums = buf.sum(1).unsqueeze(0) if rows else buf.sum().view(1)
+        if not count:
+            return sums, None
+        counts = buf.gt_(0).sum(1)
+        return sums, buf.view(-1).index_add_(0, targets, counts, alpha=-1).view(n, c)
     buf = torch.empty_like(x)
     flat, sums = buf.view(-1), x.new_empty(k, n) if rows else x.new_empty(k)
     counts = x.new_empty(n, k) if count else None

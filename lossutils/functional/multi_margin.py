@@ -35,6 +35,7 @@ from ._multi_margin_checks import (
     frames,
     require_class_indices,
     require_float_kernel,
+    require_range,
 )
 
 __all__ = ["multi_margin_loss", "multilabel_margin_loss"]
@@ -219,7 +220,7 @@ class MultiLabelMarginLossFunction(Function):
 
     @staticmethod
     def forward(input, target, listed, k, reduction, count):
-        positions = label_lists.lists(input, target, listed, k)
+        positions = _lists(input, target, listed, k)
         n, c = positions.x.shape
         if plain(input, target, listed):
             sums, grad = label_lists.count_in_place(positions, count, reduction == "none")
@@ -237,8 +238,9 @@ class MultiLabelMarginLossFunction(Function):
         input, target, listed, k, reduction, count = inputs
         ctx.mark_non_differentiable(output[1])
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(input, target, listed)
-        ctx.k, ctx.reduction = k, reduction
+        parsed = isinstance(listed, label_lists.Parsed)
+        ctx.save_for_backward(input, target, None if parsed else listed)
+        ctx.k, ctx.reduction, ctx.parsed = k, reduction, listed if parsed else None
         # the plain forward's gradient (up to its scale), for the fast backward to consume
         ctx.grad = output[1] if output[1].numel() and plain(output[1]) else None
 
@@ -247,23 +249,31 @@ class MultiLabelMarginLossFunction(Function):
         if grad_output is None:  # the loss itself was not differentiated
             return None, None, None, None, None, None
         input, target, listed = ctx.saved_tensors
+        listed = ctx.parsed or listed
         fast = fast_path(grad_output, input, target, listed)
         grad, ctx.grad = ctx.grad, None  # a second backward (retain_graph) recounts
         n, c = (input.size(0), input.size(1)) if input.dim() == 2 else (1, input.numel())
         scale = _scale(grad_output, ctx.reduction, n, c)
         if fast:  # the gradient built in one buffer, by the forward or now
             if grad is None:
-                positions = label_lists.lists(input, target, listed, ctx.k)
+                positions = _lists(input, target, listed, ctx.k)
                 grad = label_lists.count_in_place(positions, True, False)[1]
             grad = grad.mul_(scale)
         else:
-            grad = label_lists.counts(label_lists.lists(input, target, listed, ctx.k)) * scale
+            grad = label_lists.counts(_lists(input, target, listed, ctx.k)) * scale
         return (first_order("multilabel_margin_loss", grad.reshape(input.shape), input,
                             grad_output), None, None, None, None, None)
 
     @staticmethod
     def jvp(ctx, *tangents):
         raise no_forward_mode("multilabel_margin_loss")
+
+
+def _lists(input: Tensor, target: Tensor, listed, k: int) -> label_lists.Lists:
+    """The list positions, from the lengths ``listed`` or from a small target's parse."""
+    if isinstance(listed, label_lists.Parsed):
+        return label_lists.parsed_lists(input, listed)
+    return label_lists.lists(input, target, listed, k)
 
 
 def _list_lengths(target: Tensor, n: int, c: int) -> tuple[Tensor, int]:
@@ -302,8 +312,18 @@ def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, red
                            f"{list(input.shape)} (multilabel_margin_loss needs target of shape "
                            f"{want}, class indices padded with -1)")
     require_class_indices("multilabel_margin_loss", target)
+    count = input.requires_grad and torch.is_grad_enabled()
+    if target.numel() <= label_lists.SMALL and input.is_cpu and target.is_cpu \
+            and plain(input, target):
+        # a small target: its values read once in Python (range, lists), no tensor ops
+        values = target.reshape(-1).tolist()
+        if values:
+            require_range("multilabel_margin_loss", min(values), max(values), -1, c,
+                          "argument #2 'target' is out of range")
+        parsed = label_lists.parse(values, n, c)
+        return apply(MultiLabelMarginLossFunction, input, target, parsed, parsed.k, reduction,
+                     count)[0]
     check_class_range("multilabel_margin_loss", target, -1, c,
                       "argument #2 'target' is out of range")
     listed, k = _list_lengths(target, n, c)
-    count = input.requires_grad and torch.is_grad_enabled()
     return apply(MultiLabelMarginLossFunction, input, target, listed, k, reduction, count)[0]
