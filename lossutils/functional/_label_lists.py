@@ -63,21 +63,20 @@ class Parsed(NamedTuple):
     padding: Tensor | None
 
 
-def parse(values: list[int], n: int, c: int) -> Parsed:
-    """The lists of the ``n`` rows of ``c`` entries in ``values`` (every one in ``[-1, C)``):
-    what :func:`lists` finds in tensor ops, found here in Python."""
-    lengths = []
-    for row in range(n):
-        entries = values[row * c:(row + 1) * c]
-        lengths.append(entries.index(-1) if -1 in entries else c)
+def parse(rows: list[list[int]], c: int) -> Parsed:
+    """The lists of ``rows`` (``C`` entries each, every one in ``[-1, C)``): what
+    :func:`lists` finds in tensor ops, found here in Python."""
+    lengths = [row.index(-1) if -1 in row else c for row in rows]
     k = max(lengths, default=0)
+    if min(lengths, default=0) == k:  # every list as long: no padding
+        targets = [n * c + j for n, row in enumerate(rows) for j in row[:k]]
+        return Parsed(k, torch.tensor(targets, dtype=torch.long), None)
     targets, padding = [], []
-    for row, length in enumerate(lengths):
-        entries = values[row * c:row * c + length]
-        # a position past the list repeats the first class (0 for an empty list), as lists() does
-        fill = max(values[row * c], 0)
-        targets += [row * c + j for j in entries] + [row * c + fill] * (k - length)
-        padding += range(row * k + length, (row + 1) * k)
+    for n, (row, length) in enumerate(zip(rows, lengths, strict=True)):
+        targets += [n * c + j for j in row[:length]]
+        if length < k:  # past the list: the first class again (0 for an empty list), as lists()
+            targets += [n * c + max(row[0], 0)] * (k - length)
+            padding += range(n * k + length, (n + 1) * k)
     return Parsed(k, torch.tensor(targets, dtype=torch.long),
                   torch.tensor(padding, dtype=torch.long) if padding else None)
 
@@ -85,8 +84,8 @@ def parse(values: list[int], n: int, c: int) -> Parsed:
 def parsed_lists(input: Tensor, parsed: Parsed) -> Lists:
     """:func:`lists` of a target read by :func:`parse`: the same thresholds, in two ops."""
     c = input.size(-1) if input.dim() else 1
-    x = input.reshape(-1, c)
-    thresholds = x.reshape(-1).take(parsed.targets) - 1
+    x = input if input.dim() == 2 else input.reshape(-1, c)
+    thresholds = input.take(parsed.targets) - 1  # take reads input as if flattened
     if parsed.padding is not None:  # past a row's list: +inf, which no score exceeds
         thresholds = thresholds.index_fill(0, parsed.padding, INF)
     return Lists(x, thresholds.view(x.size(0), parsed.k), parsed.targets)
@@ -94,7 +93,8 @@ def parsed_lists(input: Tensor, parsed: Parsed) -> Lists:
 
 def count_in_place(lists: Lists, count: bool, rows: bool) -> tuple[Tensor, Tensor | None]:
     r"""``(sums, grad)`` through one ``N x C`` scratch buffer (plain tensors only): the sums
-    of the hinges at each position, per row ``(K, N)`` (``rows``) or over the batch ``(K)``,
+    of the hinges at each position, per row ``(K, N)`` (``rows``) or over the batch ``(K)``
+    (0-d for one position),
     and (if ``count``) the gradient of the unnormalised hinge sums,
     :math:`\partial / \partial x_i` = how many hinges are active at a non-target
     :math:`x_i`, minus, at a target, how many are active at its list positions.
@@ -107,12 +107,12 @@ def count_in_place(lists: Lists, count: bool, rows: bool) -> tuple[Tensor, Tenso
     (n, c), k = x.shape, thresholds.size(1)
     if k == 1:  # the loop below, less its slices and buffers: fewer ops for a small batch
         buf = torch.sub(x, thresholds).relu_().nan_to_num_(0.0, INF)
-        buf.view(-1).index_fill_(0, targets, 0.0)
-        sums = buf.sum(1).unsqueeze(0) if rows else buf.sum().view(1)
-        if not count:
-            return sums, None
-        counts = buf.gt_(0).sum(1)
-        return sums, buf.view(-1).index_add_(0, targets, counts, alpha=-1).view(n, c)
+        flat = buf.view(-1)
+        flat.index_fill_(0, targets, 0.0)
+        sums = buf.sum(1).unsqueeze(0) if rows else buf.sum()  # 'sum': one position's total
+        if count:
+            flat.index_add_(0, targets, buf.gt_(0).sum(1), alpha=-1)
+        return sums, buf if count else None
     buf = torch.empty_like(x)
     flat, sums = buf.view(-1), x.new_empty(k, n) if rows else x.new_empty(k)
     counts = x.new_empty(n, k) if count else None

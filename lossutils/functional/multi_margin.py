@@ -230,7 +230,8 @@ class MultiLabelMarginLossFunction(Function):
             loss = sums.sum(0) / c
             loss = loss if input.dim() == 2 else loss.reshape(())
         else:  # the sums of each position, per row or (in place) over the batch
-            loss = sums.sum() / (n * c if reduction == "mean" else c)
+            total = sums if sums.dim() == 0 else sums.sum()  # (0-d: one position's total)
+            loss = total / (n * c if reduction == "mean" else c)
         return loss, (positions.x.new_empty(0) if grad is None else grad)
 
     @staticmethod
@@ -261,8 +262,9 @@ class MultiLabelMarginLossFunction(Function):
             grad = grad.mul_(scale)
         else:
             grad = label_lists.counts(_lists(input, target, listed, ctx.k)) * scale
-        return (first_order("multilabel_margin_loss", grad.reshape(input.shape), input,
-                            grad_output), None, None, None, None, None)
+        grad = grad if grad.shape == input.shape else grad.reshape(input.shape)
+        return (first_order("multilabel_margin_loss", grad, input, grad_output),
+                None, None, None, None, None)
 
     @staticmethod
     def jvp(ctx, *tangents):
@@ -316,11 +318,11 @@ def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, red
     if target.numel() <= label_lists.SMALL and input.is_cpu and target.is_cpu \
             and plain(input, target):
         # a small target: its values read once in Python (range, lists), no tensor ops
-        values = target.reshape(-1).tolist()
-        if values:
-            require_range("multilabel_margin_loss", min(values), max(values), -1, c,
-                          "argument #2 'target' is out of range")
-        parsed = label_lists.parse(values, n, c)
+        rows = (target if batched else target.reshape(n, c)).tolist()
+        if n:
+            require_range("multilabel_margin_loss", min(map(min, rows)), max(map(max, rows)),
+                          -1, c, "argument #2 'target' is out of range")
+        parsed = label_lists.parse(rows, c)
         return apply(MultiLabelMarginLossFunction, input, target, parsed, parsed.k, reduction,
                      count)[0]
     check_class_range("multilabel_margin_loss", target, -1, c,
