@@ -113,11 +113,12 @@ def _one_hot_grad(ctx, target: Tensor, grad_output: Tensor) -> Tensor | None:
         if low.item() <= ctx.ignore_index <= high.item():
             return None
     n, c, d = _ncd_shape(ctx.input_shape)
-    if ctx.reduction == "mean":
-        grad_output = grad_output / (n * d)
+    # -g, or -g / N for 'mean' (the same number as -(g / N)): one scalar, made before the
+    # gradient's buffer, so that no other temporary is alive with it
+    scale = grad_output / -(n * d) if ctx.reduction == "mean" else -grad_output
     grad = torch.zeros((n, c, d), dtype=ctx.dtype, device=grad_output.device)
-    scale = (-grad_output).to(ctx.dtype).expand(n, 1, d)
-    return grad.scatter_(1, target.reshape(n, 1, d), scale).reshape(ctx.input_shape)
+    return grad.scatter_(1, target.reshape(n, 1, d),
+                         scale.to(ctx.dtype).expand(n, 1, d)).reshape(ctx.input_shape)
 
 
 def _class_index_slope(log_p: Tensor, y: Tensor, r: Tensor, w_y: Tensor, w: Tensor | None,

@@ -39,8 +39,10 @@ from . import _cross_entropy_passes as passes
 from ._cross_entropy_checks import (
     Shapes,
     check_class_dim,
-    check_class_target,
+    check_class_shapes,
+    check_class_values,
     check_probability_target,
+    unchecked_targets,
 )
 from ._cross_entropy_layout import (
     _ONE_HOT_DTYPES,
@@ -83,10 +85,11 @@ class NLLLossFunction(Function):
                 and input.dtype in _ONE_HOT_DTYPES and plain(input, target):
             # nothing ignored nor weighted: -x_{n,y_n}, the same numbers without the masks
             n, _, d = _ncd_shape(input.shape)
-            nll = _as_ncd(input).gather(1, target.reshape(n, 1, d)).neg_()
+            picked = _as_ncd(input).gather(1, target.reshape(n, 1, d))
             if reduction == "none":
-                return nll.reshape(_row_shape(input))
-            return nll.sum() if reduction == "sum" else nll.sum() / (n * d)
+                return picked.neg_().reshape(_row_shape(input))
+            # a sum of negated terms is the negated sum, to the last bit
+            return -picked.sum() if reduction == "sum" else picked.sum() / -(n * d)
         dtype = opmath(input.dtype)
         y, valid, w_y = _targets(input.shape, target, upcast(weight), ignore_index, dtype)
         picked = upcast(_as_ncd(input)).gather(1, y)
@@ -400,7 +403,15 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     """
     reduction = _reduction.resolve(size_average, reduce, reduction)
     (input, target, weight), _ = _autocast.cast("nll_loss", input, target, weight)
-    maybe_ignored = check_class_target("nll_loss", input, target, weight, ignore_index)
+    shapes = Shapes(input, target)
+    c = check_class_shapes("nll_loss", input, target, weight, shapes)
+    if weight is None and input.dtype in _ONE_HOT_DTYPES \
+            and unchecked_targets(input, target, ignore_index, c, 0):  # (gathers N values)
+        try:  # a target out of range or ignored makes the forward's gather raise
+            return apply(NLLLossFunction, input, target, None, reduction, None)
+        except RuntimeError:
+            pass  # the values' check says which
+    maybe_ignored = check_class_values("nll_loss", target, c, ignore_index, shapes)
     require_floating("input", "nll_loss", input, complex_ok=False)
     # None tells the Function that no target is ignored (its fast paths skip the mask)
     return apply(NLLLossFunction, input, target, weight, reduction,
@@ -460,7 +471,14 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         check_class_dim(input, shapes)
         return apply(SoftCrossEntropyFunction, input, target, weight, reduction, eps)[0]
     check_class_dim(input, shapes)
-    maybe_ignored = check_class_target("cross_entropy", input, target, weight, ignore_index)
+    c = check_class_shapes("cross_entropy", input, target, weight, shapes)
+    if not eps and weight is None \
+            and unchecked_targets(input, target, ignore_index, c, input.numel()):
+        try:  # a target out of range or ignored makes the forward's gather raise
+            return apply(CrossEntropyFunction, input, target, None, reduction, None, 0.0)[0]
+        except RuntimeError:
+            pass  # the values' check says which
+    maybe_ignored = check_class_values("cross_entropy", target, c, ignore_index, shapes)
     if eps and reduction == "none" and input.dim() == 1 and target.dim() == 1:
         # torch 2.13 cannot add its () smoothing term into the (1,)-shaped nll here
         raise RuntimeError(f"cross_entropy: label_smoothing with reduction='none' needs a 0-d "
