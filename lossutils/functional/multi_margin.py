@@ -101,10 +101,12 @@ class MultiMarginLossFunction(Function):
         tests :math:`z > 0`), built in one fresh buffer when ``inplace`` (``relu_`` then
         ``nan_to_num_``: two vectorised passes; ``fmax`` is not vectorised on the CPU)."""
         n = target.numel()
-        x = input.reshape(n, input.size(-1) if input.dim() else 1)
-        y = target.reshape(n, 1)
+        x = input if input.dim() == 2 else input.reshape(n, input.size(-1) if input.dim() else 1)
+        y = target.unsqueeze(1) if target.dim() == 1 else target.reshape(n, 1)
         if inplace:
-            z = torch.add(x, x.gather(1, y).neg_().add_(margin))  # torch's margin - x_y, + x_i
+            # x_i - (x_y - margin): torch's (margin - x_y) + x_i to the last bit (a + (-b) is
+            # a - b, and -(x_y - margin) is margin - x_y), one op shorter
+            z = torch.sub(x, x.gather(1, y).sub_(margin))
             return x, y, z.scatter_(1, y, 0.0).relu_().nan_to_num_(0.0, float("inf"))
         z = (x + (margin - x.gather(1, y))).scatter(1, y, 0.0)
         return x, y, torch.fmax(z, x.new_zeros(()))
@@ -140,7 +142,8 @@ class MultiMarginLossFunction(Function):
         else:
             h = ((z > 0).to(z.dtype) if ctx.p == 1 else z) * scale
             h = h.scatter(1, y, -h.sum(1, keepdim=True))
-        return (first_order("multi_margin_loss", h.reshape(input.shape), input, grad_output),
+        h = h if h.shape == input.shape else h.reshape(input.shape)
+        return (first_order("multi_margin_loss", h, input, grad_output),
                 None, None, None, None, None)
 
     @staticmethod
