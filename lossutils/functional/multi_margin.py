@@ -184,7 +184,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
                            f"{dtype_name(weight.dtype)}: multi_margin_loss needs weight "
                            f"({weight.dtype}) in input's dtype ({input.dtype})")
     refuse_grad("multi_margin_loss", "weight", weight)
-    if not plain(target):
+    if not (target.is_cpu and plain(target)):  # (on CUDA a gather out of range is fatal)
         check_class_range("multi_margin_loss", target, 0, c, "target out of range")
         return apply(MultiMarginLossFunction, input, target, p, margin, weight, reduction)[0]
     try:  # an index outside [0, C) makes the forward's gather raise: no pass to check it first
