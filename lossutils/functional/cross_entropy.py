@@ -200,7 +200,9 @@ class CrossEntropyFunction(Function):
             nll = log_sum - picked
             if reduction == "none":
                 return rounded(nll.reshape(_row_shape(input)), input.dtype), m, log_sum
-            loss = nll.sum() if reduction == "sum" else nll.sum() / (n * d)
+            # (the CPU's mean is its sum divided by the count, to the last bit: one op fewer)
+            loss = nll.sum() if reduction == "sum" else nll.mean() if nll.is_cpu \
+                else nll.sum() / (n * d)
             return rounded(loss, input.dtype), m, log_sum
         nll = torch.where(valid, (log_sum - picked) * w_y, 0)
         smooth = None
@@ -225,8 +227,7 @@ class CrossEntropyFunction(Function):
         if grad_output is None:  # the loss was not used (m and log_sum have no gradient)
             return None, None, None, None, None, None
         input, target, weight, m, log_sum = ctx.saved_tensors
-        x, w, eps = _as_ncd(input), _class_view(upcast(weight)), ctx.eps
-        c, grad_output = x.shape[1], upcast(grad_output)
+        x, eps, grad_output = _as_ncd(input), ctx.eps, upcast(grad_output)
         if _unmasked(ctx.ignore_index, weight, eps, target) and fast_path(grad_output, input):
             # w_y = 1 and nothing ignored: r * w_y is r, the same numbers as below
             n, _, d = x.shape
@@ -235,6 +236,7 @@ class CrossEntropyFunction(Function):
             exp_(grad.sub_(log_sum)).mul_(r)
             grad.scatter_add_(1, target.reshape(n, 1, d), (-r).expand(n, 1, d))
             return grad.reshape(input.shape).to(input.dtype), None, None, None, None, None
+        w, c = _class_view(upcast(weight)), x.shape[1]
         y, valid, w_y = _targets(input.shape, target, upcast(weight), ctx.ignore_index,
                                  grad_output.dtype)
         # where, not a product: an all-ignored 'mean' has grad_output / 0 = inf; its gradient is 0
