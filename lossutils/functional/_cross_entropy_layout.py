@@ -113,12 +113,21 @@ def _one_hot_grad(ctx, target: Tensor, grad_output: Tensor) -> Tensor | None:
         if low.item() <= ctx.ignore_index <= high.item():
             return None
     n, c, d = _ncd_shape(ctx.input_shape)
-    # -g, or -g / N for 'mean' (the same number as -(g / N)): one scalar, made before the
-    # gradient's buffer, so that no other temporary is alive with it
-    scale = grad_output / -(n * d) if ctx.reduction == "mean" else -grad_output
+    if grad_output.is_cpu:
+        # -g / N as a number: rounded once to the gradient's dtype by scatter_, the same
+        # number as the division in that dtype (double then float32 rounds correctly)
+        scale = -grad_output.item()
+        scale = scale / (n * d) if ctx.reduction == "mean" else scale
+    else:  # a tensor: no synchronisation with the device
+        # -g / N (the same number as -(g / N)): one scalar, made before the gradient's
+        # buffer, so that no other temporary is alive with it
+        scale = grad_output / -(n * d) if ctx.reduction == "mean" else -grad_output
+        scale = scale.to(ctx.dtype).expand(n, 1, d)
+    if len(ctx.input_shape) == 2:  # (N, C): no view in and out of the 3-d layout
+        grad = torch.zeros(ctx.input_shape, dtype=ctx.dtype, device=grad_output.device)
+        return grad.scatter_(1, target.unsqueeze(1), scale)
     grad = torch.zeros((n, c, d), dtype=ctx.dtype, device=grad_output.device)
-    return grad.scatter_(1, target.reshape(n, 1, d),
-                         scale.to(ctx.dtype).expand(n, 1, d)).reshape(ctx.input_shape)
+    return grad.scatter_(1, target.reshape(n, 1, d), scale).reshape(ctx.input_shape)
 
 
 def _class_index_slope(log_p: Tensor, y: Tensor, r: Tensor, w_y: Tensor, w: Tensor | None,

@@ -85,11 +85,16 @@ class NLLLossFunction(Function):
                 and input.dtype in _ONE_HOT_DTYPES and plain(input, target):
             # nothing ignored nor weighted: -x_{n,y_n}, the same numbers without the masks
             n, _, d = _ncd_shape(input.shape)
-            picked = _as_ncd(input).gather(1, target.reshape(n, 1, d))
+            picked = input.gather(1, target.unsqueeze(1)) if input.dim() == 2 \
+                else _as_ncd(input).gather(1, target.reshape(n, 1, d))
             if reduction == "none":
                 return picked.neg_().reshape(_row_shape(input))
-            # a sum of negated terms is the negated sum, to the last bit
-            return -picked.sum() if reduction == "sum" else picked.sum() / -(n * d)
+            # a sum of negated terms is the negated sum, to the last bit (and on the CPU a
+            # mean is its sum divided by the count)
+            if reduction == "sum" or not picked.is_cpu:
+                total = picked.sum()
+                return total.neg_() if reduction == "sum" else total / -(n * d)
+            return picked.mean().neg_()
         dtype = opmath(input.dtype)
         y, valid, w_y = _targets(input.shape, target, upcast(weight), ignore_index, dtype)
         picked = upcast(_as_ncd(input)).gather(1, y)
