@@ -236,10 +236,18 @@ class CrossEntropyFunction(Function):
         if _unmasked(ctx.ignore_index, weight, eps, target) and fast_path(grad_output, input):
             # w_y = 1 and nothing ignored: r * w_y is r, the same numbers as below
             n, _, d = x.shape
-            r = _rows_grad(grad_output, ctx.reduction, x.shape, n * d)
+            y = target.reshape(n, 1, d)
             grad = torch.sub(x, m)
-            exp_(grad.sub_(log_sum)).mul_(r)
-            grad.scatter_add_(1, target.reshape(n, 1, d), (-r).expand(n, 1, d))
+            if ctx.reduction != "none" and grad_output.is_cpu and n * d:
+                # r as a number, rounded once to grad's dtype where it is used: the same
+                # number as the division in that dtype, without the scalar tensors
+                r = grad_output.item() / (n * d if ctx.reduction == "mean" else 1)
+                exp_(grad.sub_(log_sum)).mul_(r)
+                grad.scatter_(1, y, -r, reduce="add")
+            else:
+                r = _rows_grad(grad_output, ctx.reduction, x.shape, n * d)
+                exp_(grad.sub_(log_sum)).mul_(r)
+                grad.scatter_add_(1, y, (-r).expand(n, 1, d))
             return grad.reshape(input.shape).to(input.dtype), None, None, None, None, None
         w, c = _class_view(upcast(weight)), x.shape[1]
         y, valid, w_y = _targets(input.shape, target, upcast(weight), ctx.ignore_index,
