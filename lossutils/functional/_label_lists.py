@@ -91,10 +91,12 @@ def parsed_lists(input: Tensor, parsed: Parsed) -> Lists:
     return Lists(x, thresholds.view(x.size(0), parsed.k), parsed.targets)
 
 
-def count_in_place(lists: Lists, count: bool, rows: bool) -> tuple[Tensor, Tensor | None]:
+def count_in_place(lists: Lists, count: bool, rows: bool,
+                   mean: bool = False) -> tuple[Tensor, Tensor | None]:
     r"""``(sums, grad)`` through one ``N x C`` scratch buffer (plain tensors only): the sums
     of the hinges at each position, per row ``(K, N)`` (``rows``) or over the batch ``(K)``
-    (0-d for one position),
+    (0-d for one position; with ``mean``, the CPU's mean of the ``N x C`` hinges, which is
+    that sum divided by :math:`NC` to the last bit),
     and (if ``count``) the gradient of the unnormalised hinge sums,
     :math:`\partial / \partial x_i` = how many hinges are active at a non-target
     :math:`x_i`, minus, at a target, how many are active at its list positions.
@@ -109,7 +111,7 @@ def count_in_place(lists: Lists, count: bool, rows: bool) -> tuple[Tensor, Tenso
         buf = torch.sub(x, thresholds).relu_().nan_to_num_(0.0, INF)
         flat = buf.view(-1)
         flat.index_fill_(0, targets, 0.0)
-        sums = buf.sum(1).unsqueeze(0) if rows else buf.sum()  # 'sum': one position's total
+        sums = buf.sum(1).unsqueeze(0) if rows else buf.mean() if mean else buf.sum()
         if count:
             flat.index_add_(0, targets, buf.gt_(0).sum(1), alpha=-1)
         return sums, buf if count else None

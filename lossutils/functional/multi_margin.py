@@ -225,13 +225,17 @@ class MultiLabelMarginLossFunction(Function):
     def forward(input, target, listed, k, reduction, count):
         positions = _lists(input, target, listed, k)
         n, c = positions.x.shape
+        mean = False
         if plain(input, target, listed):
-            sums, grad = label_lists.count_in_place(positions, count, reduction == "none")
+            mean = reduction == "mean" and input.is_cpu  # (one position: the mean itself)
+            sums, grad = label_lists.count_in_place(positions, count, reduction == "none", mean)
         else:
             sums, grad = label_lists.hinge_sums(positions), None
         if reduction == "none":
             loss = sums.sum(0) / c
             loss = loss if input.dim() == 2 else loss.reshape(())
+        elif sums.dim() == 0 and mean:
+            loss = sums
         else:  # the sums of each position, per row or (in place) over the batch
             total = sums if sums.dim() == 0 else sums.sum()  # (0-d: one position's total)
             loss = total / (n * c if reduction == "mean" else c)
