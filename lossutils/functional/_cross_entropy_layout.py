@@ -31,6 +31,8 @@ BLOCK_ELEMENTS = 1 << 24
 
 def _blocks(x3: Tensor) -> list[slice]:
     """Slices of whole rows (dim 0) of ``x3``, each about one block of elements."""
+    if x3.numel() <= BLOCK_ELEMENTS_ONE_THREAD:  # one block with any number of threads
+        return [slice(None)]
     size = BLOCK_ELEMENTS_ONE_THREAD if torch.get_num_threads() == 1 else BLOCK_ELEMENTS
     step = max(1, size // max(x3.shape[1] * x3.shape[2], 1))
     return [slice(i, i + step) for i in range(0, x3.shape[0], step)]

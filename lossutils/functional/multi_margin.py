@@ -87,6 +87,8 @@ class MultiMarginLossFunction(Function):
         x, y, z = MultiMarginLossFunction._hinges(input, target, margin, inplace)
         n, c = x.shape
         if weight is None and reduction != "none":  # one sum over the whole batch
+            if p == 1 and reduction == "mean" and z.is_cpu:  # the CPU's mean: sum / NC, bitwise
+                return z.mean(), z
             total = z.sum() if p == 1 else torch.dot(z.view(-1), z.view(-1))
             return total / (n * c if reduction == "mean" else c), z
         rows = z.sum(1) if p == 1 else (z.unsqueeze(1) @ z.unsqueeze(2)).view(n)
