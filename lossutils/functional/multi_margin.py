@@ -327,11 +327,12 @@ def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, red
     if target.numel() <= label_lists.SMALL and input.is_cpu and target.is_cpu \
             and plain(input, target):
         # a small target: its values read once in Python (range, lists), no tensor ops
-        rows = (target if batched else target.reshape(n, c)).tolist()
+        target2d = target if batched else target.reshape(n, c)
+        rows = target2d.tolist()
         if n:
             require_range("multilabel_margin_loss", min(map(min, rows)), max(map(max, rows)),
                           -1, c, "argument #2 'target' is out of range")
-        parsed = label_lists.parse(rows, c)
+        parsed = label_lists.parse(rows, target2d)
         return apply(MultiLabelMarginLossFunction, input, target, parsed, parsed.k, reduction,
                      count)[0]
     check_class_range("multilabel_margin_loss", target, -1, c,
