@@ -46,7 +46,8 @@ def _scale(grad_output: Tensor, reduction: str, n: int, c: int, factor: float = 
     reduction's factor times :math:`1/C`, a scalar, or a column ``(N, 1)`` for ``'none'``."""
     if reduction == "none":
         return grad_output.reshape(-1, 1) * (factor / c)
-    return grad_output * (factor / (n * c) if reduction == "mean" else factor / c)
+    # (max: an empty batch's 'mean' has no gradient entry to scale, and no 1 / 0 to raise)
+    return grad_output * (factor / max(n * c, 1) if reduction == "mean" else factor / c)
 
 
 def _finish(rows: Tensor, reduction: str, c: int, shape) -> Tensor:
