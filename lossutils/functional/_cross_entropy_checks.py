@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._autograd import compiling, has_values, unwrap
+from .._autograd import compiling, has_values, plain, unwrap
 from .._checks import dtype_name, refuse_grad, require_floating
 
 
@@ -33,11 +33,11 @@ def _weight_error(op: str, c: int, weight: Tensor, shapes: Shapes) -> RuntimeErr
                         f"classes but got weight of shape {tuple(weight.shape)} for {shapes}")
 
 
-def check_class_target(op: str, input: Tensor, target: Tensor, weight: Tensor | None,
-                       ignore_index: int) -> bool:
-    """ATen's ``nll_loss_nd`` checks, in its order, raising the types torch raises. Returns
-    whether a target may equal ``ignore_index`` (False only when its values show none does)."""
-    shapes = Shapes(input, target)
+def check_class_shapes(op: str, input: Tensor, target: Tensor, weight: Tensor | None,
+                       shapes: Shapes) -> int:
+    """ATen's ``nll_loss_nd`` checks of the shapes and dtypes, in its order, raising the types
+    torch raises. Returns the number of classes; :func:`check_class_values` checks the
+    targets' values."""
     if input.dim() < 1:
         raise ValueError(f"{op}: input must have 1 or more dimensions (got 0): {shapes}")
     if input.dim() != 1 and input.shape[0] != (target.shape[0] if target.dim() else 0):
@@ -80,10 +80,31 @@ def check_class_target(op: str, input: Tensor, target: Tensor, weight: Tensor | 
         raise RuntimeError(f"{op}: expected scalar type {dtype_name(input.dtype)} but found "
                            f"{dtype_name(weight.dtype)}: weight must have the input's dtype "
                            f"({input.dtype}), got {weight.dtype}")
-    return _check_class_range(op, target, c, ignore_index, shapes)
+    return c
 
 
-def _check_class_range(op: str, target: Tensor, c: int, ignore_index: int,
+def unchecked_targets(input: Tensor, target: Tensor, ignore_index: int, c: int,
+                      forward_elements: int) -> bool:
+    """Whether the forward may run before the targets' values are checked: int64 targets
+    on the CPU, not under a transform, an ``ignore_index`` outside ``[0, C)``, and a
+    forward that reads at most :data:`UNCHECKED_ELEMENTS` (``forward_elements``). Then
+    every target that is out of range or ignored makes the forward's ``gather`` raise,
+    and only then do the checks look at the values (:func:`check_class_values`): the
+    loss saves their pass and synchronisation, and a valid ignored class (which
+    ``gather`` would accept) never takes this route."""
+    return (target.dtype == torch.int64 and forward_elements <= UNCHECKED_ELEMENTS
+            and not 0 <= ignore_index < c and input.is_cpu and target.is_cpu
+            and target.numel() > 0 and plain(input, target))
+
+
+# Up to this many elements read by the forward, running it before the check costs little
+# when a target is ignored after all (the forward raises and runs again, masked); past it,
+# a batch with ignored targets would redo a large forward. (nll_loss's forward reads the
+# targets only: as many as the check itself.)
+UNCHECKED_ELEMENTS = 1 << 14
+
+
+def check_class_values(op: str, target: Tensor, c: int, ignore_index: int,
                        shapes: Shapes) -> bool:
     """Every counted class index lies in ``[0, C)``: a data-dependent check. Returns
     whether a target may equal ``ignore_index`` (False only when the values show none does).

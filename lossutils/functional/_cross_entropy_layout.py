@@ -31,6 +31,8 @@ BLOCK_ELEMENTS = 1 << 24
 
 def _blocks(x3: Tensor) -> list[slice]:
     """Slices of whole rows (dim 0) of ``x3``, each about one block of elements."""
+    if x3.numel() <= BLOCK_ELEMENTS_ONE_THREAD:  # one block with any number of threads
+        return [slice(None)]
     size = BLOCK_ELEMENTS_ONE_THREAD if torch.get_num_threads() == 1 else BLOCK_ELEMENTS
     step = max(1, size // max(x3.shape[1] * x3.shape[2], 1))
     return [slice(i, i + step) for i in range(0, x3.shape[0], step)]
@@ -113,10 +115,20 @@ def _one_hot_grad(ctx, target: Tensor, grad_output: Tensor) -> Tensor | None:
         if low.item() <= ctx.ignore_index <= high.item():
             return None
     n, c, d = _ncd_shape(ctx.input_shape)
-    if ctx.reduction == "mean":
-        grad_output = grad_output / (n * d)
+    if grad_output.is_cpu:
+        # -g / N as a number: rounded once to the gradient's dtype by scatter_, the same
+        # number as the division in that dtype (double then float32 rounds correctly)
+        scale = -grad_output.item()
+        scale = scale / (n * d) if ctx.reduction == "mean" else scale
+    else:  # a tensor: no synchronisation with the device
+        # -g / N (the same number as -(g / N)): one scalar, made before the gradient's
+        # buffer, so that no other temporary is alive with it
+        scale = grad_output / -(n * d) if ctx.reduction == "mean" else -grad_output
+        scale = scale.to(ctx.dtype).expand(n, 1, d)
+    if len(ctx.input_shape) == 2:  # (N, C): no view in and out of the 3-d layout
+        grad = torch.zeros(ctx.input_shape, dtype=ctx.dtype, device=grad_output.device)
+        return grad.scatter_(1, target.unsqueeze(1), scale)
     grad = torch.zeros((n, c, d), dtype=ctx.dtype, device=grad_output.device)
-    scale = (-grad_output).to(ctx.dtype).expand(n, 1, d)
     return grad.scatter_(1, target.reshape(n, 1, d), scale).reshape(ctx.input_shape)
 
 

@@ -30,11 +30,23 @@ INF = float("inf")
 class Lists(NamedTuple):
     """The rows ``x`` ``(N, C)``; ``thresholds`` :math:`\\theta` ``(N, K)``; ``targets``, the
     listed entries as indices into ``x.view(-1)`` ``(N K,)`` (a position past a row's list
-    repeats its first class: harmless, its threshold is :math:`+\\infty`)."""
+    repeats its first class: harmless, its threshold is :math:`+\\infty`); or, when every
+    row lists as many classes, ``columns``, those classes ``(N, K)``, and ``targets`` None
+    (:func:`flat_targets` forms them where they are needed)."""
 
     x: Tensor
     thresholds: Tensor
-    targets: Tensor
+    targets: Tensor | None
+    columns: Tensor | None = None
+
+
+def flat_targets(lists: Lists) -> Tensor:
+    """``lists.targets``, formed from ``lists.columns`` when it holds them."""
+    if lists.targets is not None:
+        return lists.targets
+    n, c = lists.x.shape
+    rows = torch.arange(0, n * c, c, device=lists.x.device).unsqueeze(1)
+    return (lists.columns + rows).view(-1)
 
 
 def lists(input: Tensor, target: Tensor, listed: Tensor, k: int) -> Lists:
@@ -48,9 +60,59 @@ def lists(input: Tensor, target: Tensor, listed: Tensor, k: int) -> Lists:
     return Lists(x, thresholds, (columns + rows).view(-1))
 
 
-def count_in_place(lists: Lists, count: bool, rows: bool) -> tuple[Tensor, Tensor | None]:
+# A target of at most this many entries, on the CPU, is read in Python (:func:`parse`): one
+# copy of its values, where finding the lists in tensor ops costs a dozen small ops.
+SMALL = 1 << 10
+
+
+class Parsed(NamedTuple):
+    """The lists of a small target, read once in Python: ``k`` list positions, the listed
+    entries as :class:`Lists` holds them (indices into ``x.view(-1)``, ``(N K,)``), and the
+    positions past a row's list as indices into ``thresholds.view(-1)`` (``None``: none);
+    or, when every row lists ``k`` classes, ``columns``: the target's first ``k`` columns."""
+
+    k: int
+    targets: Tensor | None
+    padding: Tensor | None
+    columns: Tensor | None = None
+
+
+def parse(rows: list[list[int]], target: Tensor) -> Parsed:
+    """The lists of ``rows``, the values of ``target`` ``(N, C)`` (every one in ``[-1, C)``):
+    what :func:`lists` finds in tensor ops, found here in Python."""
+    c = target.size(1)
+    lengths = [row.index(-1) if -1 in row else c for row in rows]
+    k = max(lengths, default=0)
+    if min(lengths, default=0) == k:  # every list as long: the target's own first columns
+        return Parsed(k, None, None, target[:, :k])
+    targets, padding = [], []
+    for n, (row, length) in enumerate(zip(rows, lengths, strict=True)):
+        targets += [n * c + j for j in row[:length]]
+        if length < k:  # past the list: the first class again (0 for an empty list), as lists()
+            targets += [n * c + max(row[0], 0)] * (k - length)
+            padding += range(n * k + length, (n + 1) * k)
+    return Parsed(k, torch.tensor(targets, dtype=torch.long),
+                  torch.tensor(padding, dtype=torch.long) if padding else None)
+
+
+def parsed_lists(input: Tensor, parsed: Parsed) -> Lists:
+    """:func:`lists` of a target read by :func:`parse`: the same thresholds, in two ops."""
+    c = input.size(-1) if input.dim() else 1
+    x = input if input.dim() == 2 else input.reshape(-1, c)
+    if parsed.columns is not None:
+        return Lists(x, x.gather(1, parsed.columns) - 1, None, parsed.columns)
+    thresholds = input.take(parsed.targets) - 1  # take reads input as if flattened
+    if parsed.padding is not None:  # past a row's list: +inf, which no score exceeds
+        thresholds = thresholds.index_fill(0, parsed.padding, INF)
+    return Lists(x, thresholds.view(x.size(0), parsed.k), parsed.targets)
+
+
+def count_in_place(lists: Lists, count: bool, rows: bool,
+                   mean: bool = False) -> tuple[Tensor, Tensor | None]:
     r"""``(sums, grad)`` through one ``N x C`` scratch buffer (plain tensors only): the sums
-    of the hinges at each position, per row ``(K, N)`` (``rows``) or over the batch ``(K)``,
+    of the hinges at each position, per row ``(K, N)`` (``rows``) or over the batch ``(K)``
+    (0-d for one position; with ``mean``, the CPU's mean of the ``N x C`` hinges, which is
+    that sum divided by :math:`NC` to the last bit),
     and (if ``count``) the gradient of the unnormalised hinge sums,
     :math:`\partial / \partial x_i` = how many hinges are active at a non-target
     :math:`x_i`, minus, at a target, how many are active at its list positions.
@@ -59,8 +121,21 @@ def count_in_place(lists: Lists, count: bool, rows: bool) -> tuple[Tensor, Tenso
     to 2048; float32 past that many positions), and become the gradient's buffer at the
     end; with one position the scratch buffer itself becomes the gradient. A NaN hinge
     (NaN scores, :math:`\infty - \infty`) is inactive, as in torch (``nan_to_num_``)."""
-    x, thresholds, targets = lists
+    x, thresholds, columns = lists.x, lists.thresholds, lists.columns
     (n, c), k = x.shape, thresholds.size(1)
+    if k == 1:  # the loop below, less its slices and buffers: fewer ops for a small batch
+        buf = torch.sub(x, thresholds).relu_().nan_to_num_(0.0, INF)
+        if columns is not None:  # the classes by row: no flat indices
+            buf.scatter_(1, columns, 0.0)
+        else:
+            buf.view(-1).index_fill_(0, lists.targets, 0.0)
+        sums = buf.sum(1).unsqueeze(0) if rows else buf.mean() if mean else buf.sum()
+        if count and columns is not None:
+            buf.scatter_add_(1, columns, buf.gt_(0).sum(1, keepdim=True).neg_())
+        elif count:
+            buf.view(-1).index_add_(0, lists.targets, buf.gt_(0).sum(1), alpha=-1)
+        return sums, buf if count else None
+    targets = flat_targets(lists)
     buf = torch.empty_like(x)
     flat, sums = buf.view(-1), x.new_empty(k, n) if rows else x.new_empty(k)
     counts = x.new_empty(n, k) if count else None
@@ -89,12 +164,12 @@ def count_in_place(lists: Lists, count: bool, rows: bool) -> tuple[Tensor, Tenso
 
 def _target_mask(lists: Lists) -> Tensor:
     mask = torch.zeros(lists.x.numel(), dtype=torch.bool, device=lists.x.device)
-    return mask.index_fill(0, lists.targets, True).view(lists.x.shape)
+    return mask.index_fill(0, flat_targets(lists), True).view(lists.x.shape)
 
 
 def hinge_sums(lists: Lists) -> Tensor:
     """The row sums of the hinges ``(K, N)``, out of place (any transform)."""
-    x, thresholds, _ = lists
+    x, thresholds = lists.x, lists.thresholds
     is_target, zero = _target_mask(lists), x.new_zeros(())
     rows = [torch.fmax(x - thresholds[:, j:j + 1], zero).masked_fill(is_target, 0.0).sum(1)
             for j in range(thresholds.size(1))]
@@ -103,7 +178,7 @@ def hinge_sums(lists: Lists) -> Tensor:
 
 def counts(lists: Lists) -> Tensor:
     """The gradient of :func:`count_in_place`, out of place (any transform)."""
-    x, thresholds, targets = lists
+    x, thresholds, targets = lists.x, lists.thresholds, flat_targets(lists)
     is_target = _target_mask(lists)
     above, per_position = torch.zeros_like(x), []
     for j in range(thresholds.size(1)):

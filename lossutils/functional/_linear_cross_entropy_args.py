@@ -77,6 +77,7 @@ class Arguments(NamedTuple):
     out_dtype: torch.dtype
     rounding: torch.dtype | None  # the half dtype torch's composition rounds the logits to
     whole: bool  # one chunk, one block, nothing but torch's options: one pass will do
+    ignored: bool  # a class-index target may equal ignore_index (False: the values show none)
 
 
 def _autocast_arguments(input, linear_weight, linear_bias, target, weight):
@@ -96,21 +97,32 @@ def _autocast_arguments(input, linear_weight, linear_bias, target, weight):
     return input, linear_weight, linear_bias, target, weight, logits_dtype
 
 
-def _check_class_range(target: Tensor, ignore_index: int, num_classes: int) -> None:
+def _check_class_range(target: Tensor, ignore_index: int, num_classes: int) -> bool:
     """Class indices lie in ``[0, C)`` or equal ``ignore_index`` (read beneath a ``vmap``;
-    an assertion in the graph while compiling). One ``aminmax`` when they do."""
+    an assertion in the graph while compiling). One ``aminmax`` when they do; a small
+    target on the CPU is read in Python instead (a copy of a few numbers costs less than a
+    pass and two synchronisations). Returns whether a target may equal ``ignore_index``
+    (False only when the values show that none does)."""
     if has_values(target):
         t = unwrap(target)
         if not t.numel():
-            return
-        lo, hi = (int(v) for v in torch.aminmax(t))
+            return True
+        values = t.reshape(-1).tolist() if t.numel() <= _READ_IN_PYTHON and t.is_cpu else None
+        lo, hi = (min(values), max(values)) if values is not None \
+            else (int(v) for v in torch.aminmax(t))
         if lo >= 0 and hi < num_classes:
-            return
+            return lo <= ignore_index <= hi
         if ignore_index in (lo, hi):  # the extremes may be ignore_index: look again without it
-            kept = t[t != ignore_index]
-            if not kept.numel():
-                return
-            lo, hi = (int(v) for v in torch.aminmax(kept))
+            if values is not None:
+                kept = [v for v in values if v != ignore_index]
+                if not kept:
+                    return True
+                lo, hi = min(kept), max(kept)
+            else:
+                kept = t[t != ignore_index]
+                if not kept.numel():
+                    return True
+                lo, hi = (int(v) for v in torch.aminmax(kept))
         if lo < 0 or hi >= num_classes:
             bad = lo if lo < 0 else hi
             raise IndexError(f"Target {bad} is out of bounds.: class indices must lie "
@@ -118,6 +130,10 @@ def _check_class_range(target: Tensor, ignore_index: int, num_classes: int) -> N
     elif compiling():
         ok = ((target == ignore_index) | ((target >= 0) & (target < num_classes))).all()
         torch._assert_async(ok, f"linear_cross_entropy: a class index is out of [0, {num_classes})")
+    return True
+
+
+_READ_IN_PYTHON = 1 << 10
 
 
 def prepare(input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
@@ -151,8 +167,7 @@ def prepare(input, linear_weight, target, linear_bias, weight, reduction, ignore
     check_chunk_sizes(chunk_size, vocab_chunk_size)
     check_extras(softcap, lse_square_scale, filter_eps, sort_vocab, probabilities, out_features,
                  label_smoothing)
-    if not probabilities:
-        _check_class_range(target, ignore_index, num_classes)
+    ignored = probabilities or _check_class_range(target, ignore_index, num_classes)
     # torch's default path rounds linear's half-precision output (the logits, and the gradient
     # that comes back to it); its chunked path accumulates in float32 throughout
     rounding = input.dtype if input.dtype in HALF and not chunked else None
@@ -176,7 +191,7 @@ def prepare(input, linear_weight, target, linear_bias, weight, reduction, ignore
              and plan.vocab_chunk_size >= num_classes and input.dtype in _WHOLE_DTYPES
              and softcap is None and not lse_square_scale and filter_eps is None)
     return Arguments(tensors, reduction, ignore_index, eps, plan, precompute,
-                     (*num_batches, *out_features), out_dtype, rounding, whole)
+                     (*num_batches, *out_features), out_dtype, rounding, whole, ignored)
 
 
 def canonical(input: Tensor, linear_weight: Tensor, linear_bias: Tensor | None, target: Tensor,

@@ -34,18 +34,21 @@ from torch import Tensor
 class Targets(NamedTuple):
     """The class-index targets of the whole batch, as the formulas read them, ``(N, 1)``."""
 
-    valid: Tensor  # y_n != ignore_index
+    valid: Tensor | None  # y_n != ignore_index (None: every row is kept, as the checks saw)
     index: Tensor  # y_n, clamped into [0, C): the entry an ignored row reads (times 0)
     one_hot: Tensor | None  # (1 - eps) w_{y_n}, 0 where ignored (None: 1 on the kept rows)
     uniform: Tensor | None  # eps / C on the kept rows (None without smoothing)
     mass: Tensor | None  # P_n, 0 where ignored (None: 1 on the kept rows)
-    kept_weight: Tensor  # sum_n w_{y_n} over the kept rows: what 'mean' divides by
+    kept_weight: Tensor | int  # sum_n w_{y_n} over the kept rows: what 'mean' divides by
 
 
 def targets(target: Tensor, weight: Tensor | None, ignore_index: int, eps: float,
-            num_classes: int, dtype: torch.dtype) -> Targets:
-    """:class:`Targets` of the class indices ``target`` (N,), weights ``weight`` (C,)."""
+            num_classes: int, dtype: torch.dtype, ignored: bool = True) -> Targets:
+    """:class:`Targets` of the class indices ``target`` (N,), weights ``weight`` (C,);
+    ``ignored`` False when the checks saw that no target equals ``ignore_index``."""
     y = target.unsqueeze(1)
+    if not ignored and weight is None and not eps:  # p_n = e_{y_n} on every row: no masks
+        return Targets(None, y, None, None, None, target.shape[0])
     valid = y != ignore_index
     index = y.clamp(0, num_classes - 1)  # every valid y_n is in range already (checked)
     kept = valid.to(dtype)
@@ -69,7 +72,7 @@ def forward(x: Tensor, W: Tensor, b: Tensor | None, target: Tensor, weight: Tens
     hold."""
     reduction = settings.reduction
     t = targets(target, weight, settings.ignore_index, settings.label_smoothing, W.shape[0],
-                x.dtype)
+                x.dtype, settings.ignored)
     z = torch.mm(x, W.T) if b is None else torch.addmm(b, x, W.T)  # the one N x C buffer
     m = z.amax(1, keepdim=True)
     z.sub_(m)  # z - m <= 0: exp cannot overflow
@@ -83,7 +86,7 @@ def forward(x: Tensor, W: Tensor, b: Tensor | None, target: Tensor, weight: Tens
     rows = log_s - dot if t.mass is None else t.mass * log_s - dot
     del dot
     # where, not a product: an ignored row's logits may be -inf, and 0 * -inf is nan
-    rows = torch.where(t.valid, rows, 0.0)
+    rows = rows if t.valid is None else torch.where(t.valid, rows, 0.0)
     lse = m.add_(log_s) if reduction == "none" else None
     del m, log_s
     if reduction == "none":
@@ -93,8 +96,11 @@ def forward(x: Tensor, W: Tensor, b: Tensor | None, target: Tensor, weight: Tens
     if not any(want):
         return loss, lse, (None, None, None)
     # r_n: 1 ('sum') or 1 / sum_n w_{y_n} ('mean'), exactly 0 on ignored rows (even for 1 / 0)
-    scale = t.valid.to(z.dtype) if reduction == "sum" else torch.where(
-        t.valid, t.kept_weight.reciprocal(), 0.0)
+    if t.valid is None:  # every row kept: 1 / N, rounded once (as the reciprocal of float N)
+        scale = torch.full_like(s, 1.0 if reduction == "sum" else 1 / t.kept_weight)
+    else:
+        scale = t.valid.to(z.dtype) if reduction == "sum" else torch.where(
+            t.valid, t.kept_weight.reciprocal(), 0.0)
     dz = z.mul_(scale / s if t.mass is None else (scale * t.mass).div_(s))  # r_n P_n q_nc
     del s
     scale.neg_()  # -r_n from here on

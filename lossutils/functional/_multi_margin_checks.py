@@ -51,7 +51,11 @@ def check_class_range(op: str, target: Tensor, low: int, c: int, message: str) -
     if not has_values(target) or not target.numel():
         return
     lo, hi = torch.aminmax(unwrap(target))  # one pass, one synchronisation
-    lo, hi = int(lo), int(hi)
+    require_range(op, int(lo), int(hi), low, c, message)
+
+
+def require_range(op: str, lo: int, hi: int, low: int, c: int, message: str) -> None:
+    """:func:`check_class_range` once the extremes ``lo`` and ``hi`` are known."""
     if lo < low or hi >= c:
         padding = " or -1 padding" if low < 0 else ""
         raise RuntimeError(f"{message}: {op} needs class indices in [0, {c}){padding}, got "

@@ -39,8 +39,10 @@ from . import _cross_entropy_passes as passes
 from ._cross_entropy_checks import (
     Shapes,
     check_class_dim,
-    check_class_target,
+    check_class_shapes,
+    check_class_values,
     check_probability_target,
+    unchecked_targets,
 )
 from ._cross_entropy_layout import (
     _ONE_HOT_DTYPES,
@@ -83,10 +85,16 @@ class NLLLossFunction(Function):
                 and input.dtype in _ONE_HOT_DTYPES and plain(input, target):
             # nothing ignored nor weighted: -x_{n,y_n}, the same numbers without the masks
             n, _, d = _ncd_shape(input.shape)
-            nll = _as_ncd(input).gather(1, target.reshape(n, 1, d)).neg_()
+            picked = input.gather(1, target.unsqueeze(1)) if input.dim() == 2 \
+                else _as_ncd(input).gather(1, target.reshape(n, 1, d))
             if reduction == "none":
-                return nll.reshape(_row_shape(input))
-            return nll.sum() if reduction == "sum" else nll.sum() / (n * d)
+                return picked.neg_().reshape(_row_shape(input))
+            # a sum of negated terms is the negated sum, to the last bit (and on the CPU a
+            # mean is its sum divided by the count)
+            if reduction == "sum" or not picked.is_cpu:
+                total = picked.sum()
+                return total.neg_() if reduction == "sum" else total / -(n * d)
+            return picked.mean().neg_()
         dtype = opmath(input.dtype)
         y, valid, w_y = _targets(input.shape, target, upcast(weight), ignore_index, dtype)
         picked = upcast(_as_ncd(input)).gather(1, y)
@@ -197,7 +205,9 @@ class CrossEntropyFunction(Function):
             nll = log_sum - picked
             if reduction == "none":
                 return rounded(nll.reshape(_row_shape(input)), input.dtype), m, log_sum
-            loss = nll.sum() if reduction == "sum" else nll.sum() / (n * d)
+            # (the CPU's mean is its sum divided by the count, to the last bit: one op fewer)
+            loss = nll.sum() if reduction == "sum" else nll.mean() if nll.is_cpu \
+                else nll.sum() / (n * d)
             return rounded(loss, input.dtype), m, log_sum
         nll = torch.where(valid, (log_sum - picked) * w_y, 0)
         smooth = None
@@ -222,16 +232,24 @@ class CrossEntropyFunction(Function):
         if grad_output is None:  # the loss was not used (m and log_sum have no gradient)
             return None, None, None, None, None, None
         input, target, weight, m, log_sum = ctx.saved_tensors
-        x, w, eps = _as_ncd(input), _class_view(upcast(weight)), ctx.eps
-        c, grad_output = x.shape[1], upcast(grad_output)
+        x, eps, grad_output = _as_ncd(input), ctx.eps, upcast(grad_output)
         if _unmasked(ctx.ignore_index, weight, eps, target) and fast_path(grad_output, input):
             # w_y = 1 and nothing ignored: r * w_y is r, the same numbers as below
             n, _, d = x.shape
-            r = _rows_grad(grad_output, ctx.reduction, x.shape, n * d)
+            y = target.reshape(n, 1, d)
             grad = torch.sub(x, m)
-            exp_(grad.sub_(log_sum)).mul_(r)
-            grad.scatter_add_(1, target.reshape(n, 1, d), (-r).expand(n, 1, d))
+            if ctx.reduction != "none" and grad_output.is_cpu and n * d:
+                # r as a number, rounded once to grad's dtype where it is used: the same
+                # number as the division in that dtype, without the scalar tensors
+                r = grad_output.item() / (n * d if ctx.reduction == "mean" else 1)
+                exp_(grad.sub_(log_sum)).mul_(r)
+                grad.scatter_(1, y, -r, reduce="add")
+            else:
+                r = _rows_grad(grad_output, ctx.reduction, x.shape, n * d)
+                exp_(grad.sub_(log_sum)).mul_(r)
+                grad.scatter_add_(1, y, (-r).expand(n, 1, d))
             return grad.reshape(input.shape).to(input.dtype), None, None, None, None, None
+        w, c = _class_view(upcast(weight)), x.shape[1]
         y, valid, w_y = _targets(input.shape, target, upcast(weight), ctx.ignore_index,
                                  grad_output.dtype)
         # where, not a product: an all-ignored 'mean' has grad_output / 0 = inf; its gradient is 0
@@ -400,7 +418,15 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     """
     reduction = _reduction.resolve(size_average, reduce, reduction)
     (input, target, weight), _ = _autocast.cast("nll_loss", input, target, weight)
-    maybe_ignored = check_class_target("nll_loss", input, target, weight, ignore_index)
+    shapes = Shapes(input, target)
+    c = check_class_shapes("nll_loss", input, target, weight, shapes)
+    if weight is None and input.dtype in _ONE_HOT_DTYPES \
+            and unchecked_targets(input, target, ignore_index, c, 0):  # (gathers N values)
+        try:  # a target out of range or ignored makes the forward's gather raise
+            return apply(NLLLossFunction, input, target, None, reduction, None)
+        except RuntimeError:
+            pass  # the values' check says which
+    maybe_ignored = check_class_values("nll_loss", target, c, ignore_index, shapes)
     require_floating("input", "nll_loss", input, complex_ok=False)
     # None tells the Function that no target is ignored (its fast paths skip the mask)
     return apply(NLLLossFunction, input, target, weight, reduction,
@@ -460,7 +486,14 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         check_class_dim(input, shapes)
         return apply(SoftCrossEntropyFunction, input, target, weight, reduction, eps)[0]
     check_class_dim(input, shapes)
-    maybe_ignored = check_class_target("cross_entropy", input, target, weight, ignore_index)
+    c = check_class_shapes("cross_entropy", input, target, weight, shapes)
+    if not eps and weight is None \
+            and unchecked_targets(input, target, ignore_index, c, input.numel()):
+        try:  # a target out of range or ignored makes the forward's gather raise
+            return apply(CrossEntropyFunction, input, target, None, reduction, None, 0.0)[0]
+        except RuntimeError:
+            pass  # the values' check says which
+    maybe_ignored = check_class_values("cross_entropy", target, c, ignore_index, shapes)
     if eps and reduction == "none" and input.dim() == 1 and target.dim() == 1:
         # torch 2.13 cannot add its () smoothing term into the (1,)-shaped nll here
         raise RuntimeError(f"cross_entropy: label_smoothing with reduction='none' needs a 0-d "

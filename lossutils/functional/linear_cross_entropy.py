@@ -63,6 +63,7 @@ class Settings:
     # where torch rounds the logits and their gradient: the half dtype of linear's output
     rounding: torch.dtype | None = None
     whole: bool = False  # a small problem: forward in one pass (._linear_cross_entropy_whole)
+    ignored: bool = True  # a target may equal ignore_index (False: the checks saw none does)
 
 
 class _Problem(NamedTuple):
@@ -423,5 +424,5 @@ def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, *
     settings = Settings(args.reduction, args.ignore_index, args.label_smoothing, args.plan,
                         args.precompute, args.loss_shape, args.out_dtype,
                         Extras(softcap, float(lse_square_scale), filter_eps), sort_vocab,
-                        args.rounding, args.whole)
+                        args.rounding, args.whole, args.ignored)
     return apply(LinearCrossEntropyFunction, *problem, settings)[0]

@@ -35,6 +35,7 @@ from ._multi_margin_checks import (
     frames,
     require_class_indices,
     require_float_kernel,
+    require_range,
 )
 
 __all__ = ["multi_margin_loss", "multilabel_margin_loss"]
@@ -45,7 +46,8 @@ def _scale(grad_output: Tensor, reduction: str, n: int, c: int, factor: float = 
     reduction's factor times :math:`1/C`, a scalar, or a column ``(N, 1)`` for ``'none'``."""
     if reduction == "none":
         return grad_output.reshape(-1, 1) * (factor / c)
-    return grad_output * (factor / (n * c) if reduction == "mean" else factor / c)
+    # (max: an empty batch's 'mean' has no gradient entry to scale, and no 1 / 0 to raise)
+    return grad_output * (factor / max(n * c, 1) if reduction == "mean" else factor / c)
 
 
 def _finish(rows: Tensor, reduction: str, c: int, shape) -> Tensor:
@@ -86,6 +88,8 @@ class MultiMarginLossFunction(Function):
         x, y, z = MultiMarginLossFunction._hinges(input, target, margin, inplace)
         n, c = x.shape
         if weight is None and reduction != "none":  # one sum over the whole batch
+            if p == 1 and reduction == "mean" and z.is_cpu:  # the CPU's mean: sum / NC, bitwise
+                return z.mean(), z
             total = z.sum() if p == 1 else torch.dot(z.view(-1), z.view(-1))
             return total / (n * c if reduction == "mean" else c), z
         rows = z.sum(1) if p == 1 else (z.unsqueeze(1) @ z.unsqueeze(2)).view(n)
@@ -100,10 +104,12 @@ class MultiMarginLossFunction(Function):
         tests :math:`z > 0`), built in one fresh buffer when ``inplace`` (``relu_`` then
         ``nan_to_num_``: two vectorised passes; ``fmax`` is not vectorised on the CPU)."""
         n = target.numel()
-        x = input.reshape(n, input.size(-1) if input.dim() else 1)
-        y = target.reshape(n, 1)
+        x = input if input.dim() == 2 else input.reshape(n, input.size(-1) if input.dim() else 1)
+        y = target.unsqueeze(1) if target.dim() == 1 else target.reshape(n, 1)
         if inplace:
-            z = torch.add(x, x.gather(1, y).neg_().add_(margin))  # torch's margin - x_y, + x_i
+            # x_i - (x_y - margin): torch's (margin - x_y) + x_i to the last bit (a + (-b) is
+            # a - b, and -(x_y - margin) is margin - x_y), one op shorter
+            z = torch.sub(x, x.gather(1, y).sub_(margin))
             return x, y, z.scatter_(1, y, 0.0).relu_().nan_to_num_(0.0, float("inf"))
         z = (x + (margin - x.gather(1, y))).scatter(1, y, 0.0)
         return x, y, torch.fmax(z, x.new_zeros(()))
@@ -139,7 +145,8 @@ class MultiMarginLossFunction(Function):
         else:
             h = ((z > 0).to(z.dtype) if ctx.p == 1 else z) * scale
             h = h.scatter(1, y, -h.sum(1, keepdim=True))
-        return (first_order("multi_margin_loss", h.reshape(input.shape), input, grad_output),
+        h = h if h.shape == input.shape else h.reshape(input.shape)
+        return (first_order("multi_margin_loss", h, input, grad_output),
                 None, None, None, None, None)
 
     @staticmethod
@@ -180,7 +187,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
                            f"{dtype_name(weight.dtype)}: multi_margin_loss needs weight "
                            f"({weight.dtype}) in input's dtype ({input.dtype})")
     refuse_grad("multi_margin_loss", "weight", weight)
-    if not plain(target):
+    if not (target.is_cpu and plain(target)):  # (on CUDA a gather out of range is fatal)
         check_class_range("multi_margin_loss", target, 0, c, "target out of range")
         return apply(MultiMarginLossFunction, input, target, p, margin, weight, reduction)[0]
     try:  # an index outside [0, C) makes the forward's gather raise: no pass to check it first
@@ -219,17 +226,22 @@ class MultiLabelMarginLossFunction(Function):
 
     @staticmethod
     def forward(input, target, listed, k, reduction, count):
-        positions = label_lists.lists(input, target, listed, k)
+        positions = _lists(input, target, listed, k)
         n, c = positions.x.shape
+        mean = False
         if plain(input, target, listed):
-            sums, grad = label_lists.count_in_place(positions, count, reduction == "none")
+            mean = reduction == "mean" and input.is_cpu  # (one position: the mean itself)
+            sums, grad = label_lists.count_in_place(positions, count, reduction == "none", mean)
         else:
             sums, grad = label_lists.hinge_sums(positions), None
         if reduction == "none":
             loss = sums.sum(0) / c
             loss = loss if input.dim() == 2 else loss.reshape(())
+        elif sums.dim() == 0 and mean:
+            loss = sums
         else:  # the sums of each position, per row or (in place) over the batch
-            loss = sums.sum() / (n * c if reduction == "mean" else c)
+            total = sums if sums.dim() == 0 else sums.sum()  # (0-d: one position's total)
+            loss = total / (n * c if reduction == "mean" else c)
         return loss, (positions.x.new_empty(0) if grad is None else grad)
 
     @staticmethod
@@ -237,8 +249,9 @@ class MultiLabelMarginLossFunction(Function):
         input, target, listed, k, reduction, count = inputs
         ctx.mark_non_differentiable(output[1])
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(input, target, listed)
-        ctx.k, ctx.reduction = k, reduction
+        parsed = isinstance(listed, label_lists.Parsed)
+        ctx.save_for_backward(input, target, None if parsed else listed)
+        ctx.k, ctx.reduction, ctx.parsed = k, reduction, listed if parsed else None
         # the plain forward's gradient (up to its scale), for the fast backward to consume
         ctx.grad = output[1] if output[1].numel() and plain(output[1]) else None
 
@@ -247,23 +260,32 @@ class MultiLabelMarginLossFunction(Function):
         if grad_output is None:  # the loss itself was not differentiated
             return None, None, None, None, None, None
         input, target, listed = ctx.saved_tensors
+        listed = ctx.parsed or listed
         fast = fast_path(grad_output, input, target, listed)
         grad, ctx.grad = ctx.grad, None  # a second backward (retain_graph) recounts
         n, c = (input.size(0), input.size(1)) if input.dim() == 2 else (1, input.numel())
         scale = _scale(grad_output, ctx.reduction, n, c)
         if fast:  # the gradient built in one buffer, by the forward or now
             if grad is None:
-                positions = label_lists.lists(input, target, listed, ctx.k)
+                positions = _lists(input, target, listed, ctx.k)
                 grad = label_lists.count_in_place(positions, True, False)[1]
             grad = grad.mul_(scale)
         else:
-            grad = label_lists.counts(label_lists.lists(input, target, listed, ctx.k)) * scale
-        return (first_order("multilabel_margin_loss", grad.reshape(input.shape), input,
-                            grad_output), None, None, None, None, None)
+            grad = label_lists.counts(_lists(input, target, listed, ctx.k)) * scale
+        grad = grad if grad.shape == input.shape else grad.reshape(input.shape)
+        return (first_order("multilabel_margin_loss", grad, input, grad_output),
+                None, None, None, None, None)
 
     @staticmethod
     def jvp(ctx, *tangents):
         raise no_forward_mode("multilabel_margin_loss")
+
+
+def _lists(input: Tensor, target: Tensor, listed, k: int) -> label_lists.Lists:
+    """The list positions, from the lengths ``listed`` or from a small target's parse."""
+    if isinstance(listed, label_lists.Parsed):
+        return label_lists.parsed_lists(input, listed)
+    return label_lists.lists(input, target, listed, k)
 
 
 def _list_lengths(target: Tensor, n: int, c: int) -> tuple[Tensor, int]:
@@ -302,8 +324,19 @@ def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, red
                            f"{list(input.shape)} (multilabel_margin_loss needs target of shape "
                            f"{want}, class indices padded with -1)")
     require_class_indices("multilabel_margin_loss", target)
+    count = input.requires_grad and torch.is_grad_enabled()
+    if target.numel() <= label_lists.SMALL and input.is_cpu and target.is_cpu \
+            and plain(input, target):
+        # a small target: its values read once in Python (range, lists), no tensor ops
+        target2d = target if batched else target.reshape(n, c)
+        rows = target2d.tolist()
+        if n:
+            require_range("multilabel_margin_loss", min(map(min, rows)), max(map(max, rows)),
+                          -1, c, "argument #2 'target' is out of range")
+        parsed = label_lists.parse(rows, target2d)
+        return apply(MultiLabelMarginLossFunction, input, target, parsed, parsed.k, reduction,
+                     count)[0]
     check_class_range("multilabel_margin_loss", target, -1, c,
                       "argument #2 'target' is out of range")
     listed, k = _list_lengths(target, n, c)
-    count = input.requires_grad and torch.is_grad_enabled()
     return apply(MultiLabelMarginLossFunction, input, target, listed, k, reduction, count)[0]
