@@ -113,3 +113,22 @@ def check_labels(labels: Tensor, target_lengths: Tensor, blank: int, classes: in
         value = unwrap(labels)[tuple(bad)].item()
         raise IndexError(f"targets must hold class indices in [0, {classes}): sequence "
                          f"{bad[-2]}, label {bad[-1]} is {value}")
+
+
+def label_lists(targets: Tensor, lengths: list[int], classes: int) -> list[list[int]]:
+    """Each sequence's labels as Python ints (one read of ``targets``, padded or
+    concatenated), every one checked to lie in ``[0, C)`` as :func:`check_labels` does."""
+    values = targets.tolist()
+    if targets.dim() == 2:
+        labels = [row[:n] for row, n in zip(values, lengths)]
+    else:
+        at = [0]
+        for n in lengths:
+            at.append(at[-1] + n)
+        labels = [values[a:b] for a, b in zip(at, at[1:])]
+    for b, row in enumerate(labels):
+        if row and (min(row) < 0 or max(row) >= classes):
+            k = next(k for k, v in enumerate(row) if not 0 <= v < classes)
+            raise IndexError(f"targets must hold class indices in [0, {classes}): sequence "
+                             f"{b}, label {k} is {row[k]}")
+    return labels
