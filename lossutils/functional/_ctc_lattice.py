@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 NEG_INF = float("-inf")
-CHUNK = 12  # frames of emissions the in-place backward gathers at once
+CHUNK = 8  # frames of emissions the in-place backward gathers at once
 
 
 class Lattice(NamedTuple):
@@ -210,6 +210,12 @@ def gradient_in_place(log_probs: Tensor, alpha: Tensor, lat: Lattice, starts: di
     both, jump = alpha.new_empty(2, width - 4)
     size = min(CHUNK, max(frames, 1))
     chunks, gathered = alpha.new_empty(2, size, width - 4)
+    # each chunk row's slots as indices into the chunk's flattened gradient rows: one 1-D
+    # index_add_ per chunk (a 2-D index_add_ along dim 1 walks the index slice by slice)
+    step_rows = torch.arange(0, size * grad.size(1), grad.size(1), dtype=torch.int32,
+                             device=grad.device)
+    into = (emission.to(torch.int32) + step_rows.unsqueeze(1)).view(-1)  # int32: half the bytes
+    cells = grad.view(-1)
     for top in range(frames - 1, -1, -CHUNK):
         bottom = max(top - CHUNK + 1, 0)
         em = torch.index_select(flat[bottom:top + 1], 1, emission,
@@ -224,7 +230,9 @@ def gradient_in_place(log_probs: Tensor, alpha: Tensor, lat: Lattice, starts: di
                 r.index_fill_(0, starts[t], 0.0)
             torch.add(r, em[t - bottom], out=fresh)
         gamma.add_(rows[bottom:top + 1]).exp_()  # the chunk's r_t rows become gamma_t
-        grad[bottom:top + 1].index_add_(1, emission, gamma, alpha=-1)
+        n = top + 1 - bottom
+        cells[bottom * grad.size(1):(top + 1) * grad.size(1)].index_add_(
+            0, into[:n * (width - 4)], gamma.view(-1), alpha=-1)
     return grad.view(log_probs.shape)
 
 
