@@ -8,6 +8,7 @@ any ``torch.func`` wrapper: every sample of a ``vmap`` at once). Kept apart from
 
 from __future__ import annotations
 
+import itertools
 import operator
 
 import torch
@@ -120,12 +121,10 @@ def label_lists(targets: Tensor, lengths: list[int], classes: int) -> list[list[
     concatenated), every one checked to lie in ``[0, C)`` as :func:`check_labels` does."""
     values = targets.tolist()
     if targets.dim() == 2:
-        labels = [row[:n] for row, n in zip(values, lengths)]
+        labels = [row[:n] for row, n in zip(values, lengths, strict=True)]
     else:
-        at = [0]
-        for n in lengths:
-            at.append(at[-1] + n)
-        labels = [values[a:b] for a, b in zip(at, at[1:])]
+        ends = list(itertools.accumulate(lengths))
+        labels = [values[end - n:end] for end, n in zip(ends, lengths, strict=True)]
     for b, row in enumerate(labels):
         if row and (min(row) < 0 or max(row) >= classes):
             k = next(k for k, v in enumerate(row) if not 0 <= v < classes)

@@ -3,20 +3,22 @@ forward (:math:`\alpha`) and backward (:math:`\beta`) recursions over it, in log
 
 A target :math:`l = (l_1, \dots, l_L)` becomes :math:`l' = (\varnothing, l_1,
 \varnothing, \dots, l_L, \varnothing)`, :math:`2L + 1` positions. The lattice puts
-the batch's sequences end to end in one *row* of slots, two gaps before each
-sequence and two after the last::
+the batch's sequences end to end in one *row* of slots, gaps between them and two
+at either end. In the *ragged* lattice (plain tensors, built from Python ints by
+:func:`ragged`) each sequence takes its own :math:`2L_b + 1` positions, one gap
+between two sequences::
 
-    gap gap | ∅ l1 ∅ l2 ∅ | gap gap | ∅ l1 ∅ | gap gap
+    gap gap | ∅ l1 ∅ l2 ∅ | gap | ∅ l1 ∅ | gap gap
 
 A gap's log-probability is :math:`-\infty`, so it stays :math:`-\infty` through both
-recursions: the two predecessors of a sequence's first positions and the two
-successors of its last are gaps, and CTC's three moves (stay, step, skip) are three
-shifted views of one row, with no test at a sequence's boundary. Only the skip is
-masked: it may land on a label that differs from the label two positions back. In
-the *ragged* lattice each sequence takes its own :math:`2L_b + 1` positions; in the
-*padded* one (``torch.func`` transforms, where lengths may differ between the
-samples of a ``vmap``) every sequence takes :math:`2 \max L + 1`, the positions past
-its own end treated as gaps.
+recursions, and CTC's three moves (stay, step, skip) are three shifted views of one
+row, with no test at a sequence's boundary: a first blank steps in from a gap, a last
+blank steps out into one. Only the skip is masked: it may land on a label that
+differs from the label two positions back, never on a blank nor on a first label, so
+it never crosses a gap. In the *padded* lattice (``torch.func`` transforms, where
+lengths may differ between the samples of a ``vmap``: :func:`lattice`) every
+sequence takes two gaps and :math:`2 \max L + 1` positions, those past its own end
+treated as gaps.
 
 Time is a Python loop (frame :math:`t` needs frame :math:`t \mp 1`), each step on the
 whole batch at once with ``torch.logaddexp`` (the elementwise
@@ -147,13 +149,13 @@ def log_likelihood(alpha: Tensor, lat: Lattice, input_lengths: Tensor,
 
 def log_likelihood_ragged(alpha: Tensor, width: int, rag: Ragged) -> Tensor:
     """:func:`log_likelihood` where the lengths are Python ints (one gather)."""
-    at = [max(f - 1, 0) * width + e for f, e in zip(rag.frames, rag.ends)]
+    at = [max(f - 1, 0) * width + e for f, e in zip(rag.frames, rag.ends, strict=True)]
     pair = alpha.view(-1)[torch.tensor(at + [a - 1 for a in at], device=alpha.device)]
     ll = torch.logaddexp(*pair.view(2, -1).unbind(0))
     if min(rag.frames) > 0:
         return ll
-    return torch.tensor([NEG_INF if f == 0 and n else 0.0 for f, n in zip(rag.frames, rag.labels)],
-                        dtype=ll.dtype, device=ll.device).where(
+    none = [NEG_INF if n else 0.0 for n in rag.labels]  # no frames: 0 for an empty target
+    return torch.tensor(none, dtype=ll.dtype, device=ll.device).where(
         torch.tensor([f == 0 for f in rag.frames], device=ll.device), ll)
 
 

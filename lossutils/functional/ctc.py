@@ -106,8 +106,8 @@ class CTCLossFunction(Function):
         # alpha*beta when the last label is the blank itself
         alpha = alpha.add_(nll[lat.sample]) if inplace else alpha + nll[lat.sample]
         if rag is not None and inplace:
-            last = [max(f - 1, 0) * lat.width + e
-                    for f, e, blank in zip(rag.frames, rag.ends, rag.blank_last) if blank]
+            last = [max(f - 1, 0) * lat.width + e for f, e, blank
+                    in zip(rag.frames, rag.ends, rag.blank_last, strict=True) if blank]
             if last:
                 alpha.view(-1)[torch.tensor(last, device=alpha.device)] = float("-inf")
             return out, nll, alpha
@@ -190,7 +190,7 @@ def _starts(lat: Lattice, rag: lattice.Ragged) -> dict[int, Tensor]:
     """Frame -> the interior slots of the last two positions of the sequences whose last
     frame it is (the backward recursion starts there; one position for an empty target)."""
     starts = {}
-    for frames, end, labels in zip(rag.frames, rag.ends, rag.labels):
+    for frames, end, labels in zip(rag.frames, rag.ends, rag.labels, strict=True):
         if frames:
             starts.setdefault(frames - 1, []).extend((end - 3, end - 2) if labels else
                                                      (end - 2,))
