@@ -29,6 +29,7 @@ preallocated rows in the usual case. Defined in
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -211,6 +212,12 @@ def gradient_in_place(log_probs: Tensor, alpha: Tensor, lat: Lattice, starts: di
     rows = alpha[:, 2:-2]
     both, jump = alpha.new_empty(2, width - 4)
     size = min(CHUNK, max(frames, 1))
+    # exp of an argument below log(smallest normal) takes a slow path in torch's vectorised
+    # exp (10x): arguments are raised to just above it, and the results up to 3x the
+    # smallest normal (those, and gamma that small in truth) flushed to 0, as a CPU's
+    # flush-to-zero mode would: a change of at most 3.5e-38 (float32), 7e-308 (float64)
+    tiny = torch.finfo(alpha.dtype).tiny
+    floor, flushed = math.log(tiny) + 1.0, 3.0 * tiny
     chunks, gathered = alpha.new_empty(2, size, width - 4)
     # each chunk row's slots as indices into the chunk's flattened gradient rows: one 1-D
     # index_add_ per chunk (a 2-D index_add_ along dim 1 walks the index slice by slice)
@@ -231,7 +238,8 @@ def gradient_in_place(log_probs: Tensor, alpha: Tensor, lat: Lattice, starts: di
             if t in starts:
                 r.index_fill_(0, starts[t], 0.0)
             torch.add(r, em[t - bottom], out=fresh)
-        gamma.add_(rows[bottom:top + 1]).exp_()  # the chunk's r_t rows become gamma_t
+        gamma.add_(rows[bottom:top + 1]).clamp_min_(floor).exp_()  # r_t rows become gamma_t
+        torch.threshold_(gamma, flushed, 0.0)
         n = top + 1 - bottom
         cells[bottom * grad.size(1):(top + 1) * grad.size(1)].index_add_(
             0, into[:n * (width - 4)], gamma.view(-1), alpha=-1)
