@@ -77,8 +77,9 @@ class CTCLossFunction(Function):
 
     In the usual forward and backward, :math:`\alpha` lives in one buffer of
     ``T x width`` (the sequences' own lengths side by side: less than torch's
-    ``N x T x (2 max L + 1)``), the backward variables in one row, and each frame's
-    occupations go straight into the gradient.
+    ``N x T x (2 max L + 1)``), the backward variables in one row, and the occupations
+    of each chunk of frames go into the gradient in one ``index_add_``. The lattice of
+    plain tensors is built from Python ints (targets and lengths read once).
     """
 
     @staticmethod
