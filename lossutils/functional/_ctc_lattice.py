@@ -128,12 +128,25 @@ def ragged(labels: list[list[int]], frames: list[int], blank: int, classes: int,
     return packed, Ragged(frames, [len(seq) for seq in labels], ends, blank_last)
 
 
+def serial_blocks(*tensors: Tensor):
+    """The ``tensors`` (one first dimension) cut along it into blocks of fewer than 32,768
+    elements (torch's grain size), zipped: an op on a block runs on one thread. A parallel
+    region makes the Python loop wait for a second thread at its end: on a busy machine
+    that thread may not be running, and the wait lasts milliseconds."""
+    widest = max((t[0].numel() for t in tensors if len(t)), default=1)
+    return zip(*(t.split(max(1, 32767 // max(widest, 1))) for t in tensors), strict=True)
+
+
 def emissions(log_probs: Tensor, lat: Lattice, frames: slice = slice(None),
               inplace: bool = True) -> Tensor:
     r""":math:`\log y^t_{l'_s}` of every slot ``(frames, width)``; :math:`-\infty` on gaps."""
-    picked = torch.index_select(log_probs.reshape(log_probs.size(0), -1)[frames], 1,
-                                lat.emission)
-    return picked.add_(lat.gaps) if inplace else picked + lat.gaps
+    rows = log_probs.reshape(log_probs.size(0), -1)[frames]
+    if not inplace:
+        return torch.index_select(rows, 1, lat.emission) + lat.gaps
+    picked = rows.new_empty(rows.size(0), lat.width)
+    for source, block in serial_blocks(rows, picked):
+        torch.index_select(source, 1, lat.emission, out=block).add_(lat.gaps)
+    return picked
 
 
 def log_likelihood(alpha: Tensor, lat: Lattice, input_lengths: Tensor,
@@ -204,8 +217,10 @@ def gradient_in_place(log_probs: Tensor, alpha: Tensor, lat: Lattice, starts: di
     of :math:`\alpha`, one ``exp_`` and one ``index_add_`` subtract its :math:`\gamma_t`
     from the gradient."""
     t_all, width = log_probs.size(0), lat.width
-    grad = torch.exp(log_probs.reshape(t_all, -1))
     flat = log_probs.reshape(t_all, -1)
+    grad = torch.empty_like(flat)
+    for source, block in serial_blocks(flat, grad):
+        torch.exp(source, out=block)
     beta = alpha.new_full((width,), NEG_INF)
     stay, step, skip, fresh = beta[2:-2], beta[3:-1], beta[4:], beta[2:-2]
     emission, allowed, gaps = lat.emission[2:-2], lat.skip[4:], lat.gaps[2:-2]

@@ -105,7 +105,12 @@ class CTCLossFunction(Function):
             return out, nll, alpha.new_empty(0)
         # the backward reads alpha + nll; torch's last frame keeps only the label's
         # alpha*beta when the last label is the blank itself
-        alpha = alpha.add_(nll[lat.sample]) if inplace else alpha + nll[lat.sample]
+        if inplace:  # in blocks, each on one thread (lattice.serial_blocks)
+            shift = nll[lat.sample]
+            for (block,) in lattice.serial_blocks(alpha):
+                block.add_(shift)
+        else:
+            alpha = alpha + nll[lat.sample]
         if rag is not None and inplace:
             last = [max(f - 1, 0) * lat.width + e for f, e, blank
                     in zip(rag.frames, rag.ends, rag.blank_last, strict=True) if blank]
@@ -158,9 +163,12 @@ class CTCLossFunction(Function):
         impossible = nll == float("inf")
         scale = torch.where(impossible, 0.0 if options.zero_infinity else float("nan"), scale)
         if fast:  # y - gamma; nan where log y = -inf (torch: exp(-inf + inf)); then scaled
-            grad.add_(log_probs, alpha=0).mul_(scale.view(1, b, 1))
+            for block, lp in lattice.serial_blocks(grad, log_probs):
+                block.add_(lp, alpha=0).mul_(scale.view(1, b, 1))
             if min(rag.frames) < t_all or options.zero_infinity:
-                grad.masked_fill_(_dropped(t_all, input_lengths, impossible, options), 0.0)
+                dropped = _dropped(t_all, input_lengths, impossible, options)
+                for block, mask in lattice.serial_blocks(grad, dropped):
+                    block.masked_fill_(mask, 0.0)
         else:
             grad = torch.where(_dropped(t_all, input_lengths, impossible, options), 0.0,
                                (grad + 0 * log_probs) * scale.view(1, b, 1))
