@@ -8,6 +8,7 @@ any ``torch.func`` wrapper: every sample of a ``vmap`` at once). Kept apart from
 
 from __future__ import annotations
 
+import itertools
 import operator
 
 import torch
@@ -113,3 +114,20 @@ def check_labels(labels: Tensor, target_lengths: Tensor, blank: int, classes: in
         value = unwrap(labels)[tuple(bad)].item()
         raise IndexError(f"targets must hold class indices in [0, {classes}): sequence "
                          f"{bad[-2]}, label {bad[-1]} is {value}")
+
+
+def label_lists(targets: Tensor, lengths: list[int], classes: int) -> list[list[int]]:
+    """Each sequence's labels as Python ints (one read of ``targets``, padded or
+    concatenated), every one checked to lie in ``[0, C)`` as :func:`check_labels` does."""
+    values = targets.tolist()
+    if targets.dim() == 2:
+        labels = [row[:n] for row, n in zip(values, lengths, strict=True)]
+    else:
+        ends = list(itertools.accumulate(lengths))
+        labels = [values[end - n:end] for end, n in zip(ends, lengths, strict=True)]
+    for b, row in enumerate(labels):
+        if row and (min(row) < 0 or max(row) >= classes):
+            k = next(k for k, v in enumerate(row) if not 0 <= v < classes)
+            raise IndexError(f"targets must hold class indices in [0, {classes}): sequence "
+                             f"{b}, label {k} is {row[k]}")
+    return labels

@@ -45,7 +45,7 @@ class Options(NamedTuple):
     zero_infinity: bool
     batched: bool  # log_probs was (T, N, C)
     frames: int  # the longest input length: how many frames the recursions run
-    input_lengths: list[int] | None  # as Python ints, when they can be read
+    ragged: lattice.Ragged | None  # the lengths and ends as Python ints (plain tensors)
     save: bool  # the forward keeps what the backward needs (the input requires grad)
 
 
@@ -77,8 +77,9 @@ class CTCLossFunction(Function):
 
     In the usual forward and backward, :math:`\alpha` lives in one buffer of
     ``T x width`` (the sequences' own lengths side by side: less than torch's
-    ``N x T x (2 max L + 1)``), the backward variables in one row, and each frame's
-    occupations go straight into the gradient.
+    ``N x T x (2 max L + 1)``), the backward variables in one row, and the occupations
+    of each chunk of frames go into the gradient in one ``index_add_``. The lattice of
+    plain tensors is built from Python ints (targets and lengths read once).
     """
 
     @staticmethod
@@ -87,10 +88,14 @@ class CTCLossFunction(Function):
         inplace = plain(log_probs, masks, indices, ends, input_lengths, target_lengths)
         alpha = (lattice.alpha_in_place if inplace else lattice.alpha_out_of_place)(
             log_probs, lat, options.frames)
-        nll = -lattice.log_likelihood(alpha, lat, input_lengths, target_lengths)
+        rag = options.ragged
+        if rag is None:
+            nll = -lattice.log_likelihood(alpha, lat, input_lengths, target_lengths)
+        else:
+            nll = -lattice.log_likelihood_ragged(alpha, lat.width, rag)
         res = torch.where(nll == float("inf"), 0.0, nll) if options.zero_infinity else nll
         if options.reduction == "mean":  # each loss over its target length (at least 1)
-            res = res / target_lengths.to(res.dtype).clamp_min(1)
+            res = res / _per_label(target_lengths, rag, res.dtype)
         out = reduce(res, options.reduction)
         if not options.batched and options.reduction == "none":
             out = out.squeeze(0)
@@ -100,7 +105,18 @@ class CTCLossFunction(Function):
             return out, nll, alpha.new_empty(0)
         # the backward reads alpha + nll; torch's last frame keeps only the label's
         # alpha*beta when the last label is the blank itself
-        alpha = alpha.add_(nll[lat.sample]) if inplace else alpha + nll[lat.sample]
+        if inplace:  # in blocks, each on one thread (lattice.serial_blocks)
+            shift = nll[lat.sample]
+            for (block,) in lattice.serial_blocks(alpha):
+                block.add_(shift)
+        else:
+            alpha = alpha + nll[lat.sample]
+        if rag is not None and inplace:
+            last = [max(f - 1, 0) * lat.width + e for f, e, blank
+                    in zip(rag.frames, rag.ends, rag.blank_last, strict=True) if blank]
+            if last:
+                alpha.view(-1)[torch.tensor(last, device=alpha.device)] = float("-inf")
+            return out, nll, alpha
         last = (input_lengths - 1).clamp_min(0) * lat.width + lat.ends
         overwritten = (lat.emission[lat.ends - 1] == lat.emission[lat.ends]) & \
             (target_lengths > 0)
@@ -129,11 +145,12 @@ class CTCLossFunction(Function):
             ctx.saved_tensors
         options, lat = ctx.options, Lattice.unpack(masks, indices, ends)
         t_all, b, _ = log_probs.shape
-        fast = fast_path(grad_output, log_probs, masks, indices, ends, alpha)
+        rag = options.ragged
+        fast = rag is not None and fast_path(grad_output, log_probs, masks, indices, ends, alpha)
         if fast:
             with torch.no_grad():
                 grad = lattice.gradient_in_place(log_probs, alpha, lat,
-                                                 _starts(lat, options), options.frames)
+                                                 _starts(lat, rag), options.frames)
         else:
             grad = lattice.gradient_out_of_place(log_probs, alpha, lat, input_lengths,
                                                  options.frames)
@@ -142,19 +159,18 @@ class CTCLossFunction(Function):
         # alignment (0 with zero_infinity), as torch's exp(-inf + inf)
         scale = reduction_grad(grad_output, options.reduction, b).expand(b)
         if options.reduction == "mean":
-            scale = scale / target_lengths.to(scale.dtype).clamp_min(1)
+            scale = scale / _per_label(target_lengths, rag if fast else None, scale.dtype)
         impossible = nll == float("inf")
         scale = torch.where(impossible, 0.0 if options.zero_infinity else float("nan"), scale)
-        dropped = torch.arange(t_all, device=grad.device).unsqueeze(1) >= input_lengths
-        if options.zero_infinity:
-            dropped = dropped | impossible
         if fast:  # y - gamma; nan where log y = -inf (torch: exp(-inf + inf)); then scaled
-            grad.add_(log_probs, alpha=0).mul_(scale.view(1, b, 1))
-            if options.input_lengths is None or min(options.input_lengths) < t_all or \
-                    options.zero_infinity:
-                grad.masked_fill_(dropped.unsqueeze(2), 0.0)
+            for block, lp in lattice.serial_blocks(grad, log_probs):
+                block.add_(lp, alpha=0).mul_(scale.view(1, b, 1))
+            if min(rag.frames) < t_all or options.zero_infinity:
+                dropped = _dropped(t_all, input_lengths, impossible, options)
+                for block, mask in lattice.serial_blocks(grad, dropped):
+                    block.masked_fill_(mask, 0.0)
         else:
-            grad = torch.where(dropped.unsqueeze(2), 0.0,
+            grad = torch.where(_dropped(t_all, input_lengths, impossible, options), 0.0,
                                (grad + 0 * log_probs) * scale.view(1, b, 1))
         return (first_order("_ctc_loss", grad, log_probs, grad_output),
                 None, None, None, None, None, None)
@@ -164,14 +180,29 @@ class CTCLossFunction(Function):
         raise no_forward_mode("_ctc_loss")
 
 
-def _starts(lat: Lattice, options: Options) -> dict[int, Tensor]:
+def _per_label(target_lengths: Tensor, rag: lattice.Ragged | None, dtype) -> Tensor:
+    """Each loss's divisor under ``'mean'``: its target length, at least 1."""
+    if rag is None:
+        return target_lengths.to(dtype).clamp_min(1)
+    return torch.tensor([max(n, 1) for n in rag.labels], dtype=dtype,
+                        device=target_lengths.device)
+
+
+def _dropped(t_all: int, input_lengths: Tensor, impossible: Tensor, options: Options) -> Tensor:
+    """``(T, B, 1)``: True where the gradient is 0 (past a sequence's frames; with
+    ``zero_infinity``, all of an impossible alignment's)."""
+    dropped = torch.arange(t_all, device=input_lengths.device).unsqueeze(1) >= input_lengths
+    return (dropped | impossible if options.zero_infinity else dropped).unsqueeze(2)
+
+
+def _starts(lat: Lattice, rag: lattice.Ragged) -> dict[int, Tensor]:
     """Frame -> the interior slots of the last two positions of the sequences whose last
     frame it is (the backward recursion starts there; one position for an empty target)."""
-    ends, empty, starts = (lat.ends - 2).tolist(), lat.gaps[lat.ends - 1].isinf().tolist(), {}
-    for b, frames in enumerate(options.input_lengths):
+    starts = {}
+    for frames, end, labels in zip(rag.frames, rag.ends, rag.labels, strict=True):
         if frames:
-            starts.setdefault(frames - 1, []).extend(ends[b:b + 1] if empty[b] else
-                                                     (ends[b] - 1, ends[b]))
+            starts.setdefault(frames - 1, []).extend((end - 3, end - 2) if labels else
+                                                     (end - 2,))
     return {t: torch.tensor(slots, device=lat.ends.device) for t, slots in starts.items()}
 
 
@@ -216,16 +247,20 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
     targets = targets.to(torch.int64)
     frames, lengths = checks.check(lp, targets, input_lengths, target_lengths, blank)
     classes = lp.size(2)
-    longest = max(lengths, default=0) if lengths is not None else targets.size(-1)
-    labels = checks.label_rows(targets, target_lengths, longest)
-    checks.check_labels(labels, target_lengths, blank, classes)
-    ragged = plain(lp, labels, input_lengths, target_lengths) and lengths is not None
-    lat = lattice.lattice(labels, target_lengths, blank, classes,
-                          lengths if ragged else None, longest)
+    rag = None
+    if lengths is not None and frames is not None and \
+            plain(lp, targets, input_lengths, target_lengths):
+        # plain tensors: the labels read once, the lattice built from Python ints
+        labels = checks.label_lists(targets, lengths, classes)
+        packed, rag = lattice.ragged(labels, frames, blank, classes, lp.dtype, lp.device)
+    else:
+        longest = max(lengths, default=0) if lengths is not None else targets.size(-1)
+        labels = checks.label_rows(targets, target_lengths, longest)
+        checks.check_labels(labels, target_lengths, blank, classes)
+        packed = lattice.lattice(labels, target_lengths, blank, classes, longest).pack()
     options = Options(blank, reduction, zero_infinity, batched,
-                      max(frames, default=0) if frames is not None else lp.size(0),
-                      frames if ragged else None,
+                      max(frames, default=0) if frames is not None else lp.size(0), rag,
                       log_probs.requires_grad and torch.is_grad_enabled())
     if not lp.is_contiguous():
         lp = lp.contiguous()
-    return apply(CTCLossFunction, lp, *lat.pack(), input_lengths, target_lengths, options)[0]
+    return apply(CTCLossFunction, lp, *packed, input_lengths, target_lengths, options)[0]
