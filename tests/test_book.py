@@ -22,22 +22,59 @@ pytestmark = pytest.mark.book
 CHAPTERS = [f for f in toc_files() if f.startswith("chapters/")]
 
 
+# ipykernel's shutdown race, not the book's: a kernel asked to shut down flushes stdout
+# after its iostream pipe has closed, and tornado logs the ZMQError (seen once in three
+# clean builds, with every page executed and built). Only a traceback through
+# ipykernel's control handler that ends in exactly this error is excused.
+_KERNEL_SHUTDOWN_RACE = ("ERROR:tornado.general:Uncaught exception in ZMQStream callback",
+                         "dispatch_control", "zmq.error.ZMQError: Socket operation on non-socket")
+
+
+def build_problems(log: str) -> list[str]:
+    """Sphinx's own warnings and errors ("path:line: WARNING: ..."), and any traceback
+    (with what follows it); not the kernels' "[IPKernelApp] WARNING | ..." start-up notes,
+    nor a traceback of the kernel shutdown race above."""
+    lines = log.splitlines()
+    problems, skip_until = [], -1
+    for i, line in enumerate(lines):
+        if i <= skip_until:
+            continue
+        if line == _KERNEL_SHUTDOWN_RACE[0] and i + 1 < len(lines) \
+                and lines[i + 1].startswith("Traceback"):
+            end = next((j for j in range(i + 2, len(lines))
+                        if not lines[j].startswith(" ")), len(lines) - 1)
+            block = lines[i:end + 1]
+            if any(_KERNEL_SHUTDOWN_RACE[1] in b for b in block) \
+                    and block[-1] == _KERNEL_SHUTDOWN_RACE[2]:
+                skip_until = end
+                continue
+        if re.search(r"(^|: |\x1b\[\d+m)(WARNING|ERROR|CRITICAL):", line):
+            problems.append(line)
+        elif "Traceback" in line:
+            problems.append("\n".join(lines[max(i - 3, 0):i + 20]))
+    return problems
+
+
+def test_build_problems_excuse_only_the_kernel_shutdown_race():
+    race = [_KERNEL_SHUTDOWN_RACE[0], "Traceback (most recent call last):",
+            '  File "ipykernel/kernelbase.py", line 372, in dispatch_control',
+            "    await self.process_control(msg)", _KERNEL_SHUTDOWN_RACE[2]]
+    other = [_KERNEL_SHUTDOWN_RACE[0], "Traceback (most recent call last):",
+             '  File "ipykernel/kernelbase.py", line 372, in dispatch_control',
+             "RuntimeError: something else"]
+    sphinx = "chapters/x.md:3: WARNING: undefined label"
+    assert build_problems("\n".join(["ok", *race, "done"])) == []
+    assert len(build_problems("\n".join(other))) == 2  # the ERROR line and its traceback
+    assert build_problems("\n".join([*race, sphinx])) == [sphinx]
+
+
 def test_book_builds_without_warnings_or_cell_errors(built_book):
     if not built_book.log:
         pytest.skip("BOOK_HTML given: reusing a build, its log is not available")
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     (artifacts / "book-build.log").write_text(built_book.log)
-    # Sphinx's own warnings and errors ("path:line: WARNING: ..."), and any
-    # traceback (with what follows it); not the kernels' "[IPKernelApp]
-    # WARNING | ..." start-up notes.
-    lines = built_book.log.splitlines()
-    problems = []
-    for i, line in enumerate(lines):
-        if re.search(r"(^|: |\x1b\[\d+m)(WARNING|ERROR|CRITICAL):", line):
-            problems.append(line)
-        elif "Traceback" in line:
-            problems.append("\n".join(lines[max(i - 3, 0):i + 20]))
+    problems = build_problems(built_book.log)
     report = "\n".join(problems[:40]) or built_book.log[-3000:]
     assert built_book.returncode == 0 and not problems, report
 
