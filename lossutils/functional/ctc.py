@@ -1,4 +1,4 @@
-r"""Connectionist Temporal Classification: the forward-backward (alpha-beta) algorithm in log space.
+r"""Connectionist Temporal Classification: the forward-backward (alpha-beta) algorithm.
 
 Defined in :doc:`/chapters/04_2_likelihoods_and_sequences`.
 
@@ -9,7 +9,10 @@ through :math:`l'` one frame at a time, staying, stepping by one, or skipping a
 blank between two *different* labels. Both recursions run over the whole batch
 and every position :math:`s` at once (:mod:`~lossutils.functional._ctc_lattice`:
 the sequences side by side in one row); only time is a Python loop, because
-frame :math:`t` needs frame :math:`t \mp 1`.
+frame :math:`t` needs frame :math:`t \mp 1`. They run in log space, as torch's do,
+except for plain tensors too short for any probability to underflow: those take
+:class:`CTCLinearFunction` (:mod:`~lossutils.functional._ctc_linear`), the same sums on
+the probabilities themselves, two operations per frame instead of four.
 
 torch has no second derivative of ``ctc_loss`` (its backward, ``_ctc_loss_backward``,
 has none in derivatives.yaml) and no forward-mode derivative: double backward,
@@ -29,9 +32,11 @@ from torch.autograd import Function
 from .. import _autocast
 from .._autograd import apply, fast_path, plain, transformable
 from .._first_order import first_order, no_forward_mode
+from .._lists import tensor_of
 from .._reduction import check_reduction, reduce, reduction_grad
 from . import _ctc_checks as checks
 from . import _ctc_lattice as lattice
+from . import _ctc_linear as linear
 from ._ctc_lattice import Lattice
 
 __all__ = ["ctc_loss"]
@@ -47,6 +52,8 @@ class Options(NamedTuple):
     frames: int  # the longest input length: how many frames the recursions run
     ragged: lattice.Ragged | None  # the lengths and ends as Python ints (plain tensors)
     save: bool  # the forward keeps what the backward needs (the input requires grad)
+    plan: linear.Plan | None = None  # the probability-space route's lattice
+    per_label: list[int] | None = None  # each target length, at least 1 (plain tensors)
 
 
 @transformable
@@ -93,12 +100,7 @@ class CTCLossFunction(Function):
             nll = -lattice.log_likelihood(alpha, lat, input_lengths, target_lengths)
         else:
             nll = -lattice.log_likelihood_ragged(alpha, lat.width, rag)
-        res = torch.where(nll == float("inf"), 0.0, nll) if options.zero_infinity else nll
-        if options.reduction == "mean":  # each loss over its target length (at least 1)
-            res = res / _per_label(target_lengths, rag, res.dtype)
-        out = reduce(res, options.reduction)
-        if not options.batched and options.reduction == "none":
-            out = out.squeeze(0)
+        out = _reduced(nll, target_lengths, options)
         if out is nll or out._base is nll:  # the loss must not be the non-differentiable nll
             nll = nll.clone()
         if not options.save:
@@ -157,11 +159,9 @@ class CTCLossFunction(Function):
         # the incoming gradient of each sequence's loss, through the reduction ('mean' is
         # the batch mean of each loss divided by its target length); nan for an impossible
         # alignment (0 with zero_infinity), as torch's exp(-inf + inf)
-        scale = reduction_grad(grad_output, options.reduction, b).expand(b)
-        if options.reduction == "mean":
-            scale = scale / _per_label(target_lengths, rag if fast else None, scale.dtype)
         impossible = nll == float("inf")
-        scale = torch.where(impossible, 0.0 if options.zero_infinity else float("nan"), scale)
+        scale = _scale(grad_output, impossible, target_lengths, options if fast else
+                       options._replace(per_label=None))
         if fast:  # y - gamma; nan where log y = -inf (torch: exp(-inf + inf)); then scaled
             for block, lp in lattice.serial_blocks(grad, log_probs):
                 block.add_(lp, alpha=0).mul_(scale.view(1, b, 1))
@@ -180,12 +180,96 @@ class CTCLossFunction(Function):
         raise no_forward_mode("_ctc_loss")
 
 
-def _per_label(target_lengths: Tensor, rag: lattice.Ragged | None, dtype) -> Tensor:
+@transformable
+class CTCLinearFunction(Function):
+    r""":class:`CTCLossFunction` in probability space (:mod:`._ctc_linear`), for plain
+    tensors where no probability can underflow: the same loss and gradient, with two
+    operations per frame in each recursion instead of four.
+
+    The forward's rows (:math:`\bar\alpha`, the emissions) and the plan's tensors are
+    kept on ``ctx`` and used up by the backward, which overwrites them and frees all but
+    one before it allocates the gradient; a second backward through a retained graph
+    runs the forward again. Which sequences have no alignment is known from their
+    lengths (:attr:`._ctc_linear.Plan.impossible`): their loss is :math:`\infty` (0 with
+    ``zero_infinity``) and their gradient nan (0)."""
+
+    @staticmethod
+    def forward(log_probs, floats, ints, options):
+        p, tensors = options.plan, linear.Tensors(floats, ints)
+        state = linear.alpha(log_probs, tensors, p, options.save)
+        nll = state[0].log().neg_()
+        if options.zero_infinity and p.impossible:
+            nll.index_fill_(0, tensor_of(p.impossible, torch.int64, nll.device), 0.0)
+        if options.reduction == "mean":  # the mean of each loss over its target length
+            out = (nll / tensors.divisor(p, mean=True)).sum()
+        elif options.reduction == "sum":
+            out = nll.sum()
+        else:
+            out = nll if options.batched else nll.squeeze(0)
+        # the backward's state in a list: autograd passes it by untouched
+        return out, [floats, ints, *state] if options.save else None
+
+    @staticmethod
+    def setup_context(ctx, inputs, outputs):
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(inputs[0])
+        ctx.options, ctx.state = inputs[-1], outputs[1]
+
+    @staticmethod
+    def backward(ctx, grad_output, *_):
+        if grad_output is None:
+            return None, None, None, None
+        (log_probs,), options, state, ctx.state = ctx.saved_tensors, ctx.options, ctx.state, None
+        p = options.plan
+        if state is None:  # used up by an earlier backward (retain_graph): recompute
+            tensors = linear.Tensors.of(p, log_probs.dtype, log_probs.device)
+            state = [*tensors, *linear.alpha(log_probs, tensors, p, True)]
+            del tensors
+        scale = grad_output  # each sequence's incoming gradient, through the reduction
+        if options.reduction == "mean":
+            scale = grad_output / linear.Tensors(*state[:2]).divisor(p, mean=True)
+        grad = linear.gradient(log_probs, state, p)
+        grad.mul_(scale.view(1, -1, 1))
+        for b, frames in enumerate(p.frames):  # torch's gradient is 0 past a sequence's end
+            if frames < grad.size(0):
+                grad[frames:, b].zero_()
+        for b in p.impossible:  # torch: exp(-inf + inf) = nan, or 0 with zero_infinity
+            grad[:p.frames[b], b].fill_(0.0 if options.zero_infinity else float("nan"))
+        return first_order("_ctc_loss", grad, log_probs, grad_output), None, None, None
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise no_forward_mode("_ctc_loss")
+
+
+def _reduced(nll: Tensor, target_lengths: Tensor, options: Options) -> Tensor:
+    """The loss from each sequence's ``nll``: zero_infinity, then the reduction (``'mean'``
+    divides each loss by its target length, at least 1, then averages)."""
+    res = torch.where(nll == float("inf"), 0.0, nll) if options.zero_infinity else nll
+    if options.reduction == "mean":
+        res = res / _per_label(target_lengths, options.per_label, res.dtype)
+    out = reduce(res, options.reduction)
+    if not options.batched and options.reduction == "none":
+        out = out.squeeze(0)
+    return out
+
+
+def _scale(grad_output: Tensor, impossible: Tensor, target_lengths: Tensor,
+           options: Options) -> Tensor:
+    """``(B,)``: the incoming gradient of each sequence's loss, through the reduction; nan
+    for an impossible alignment (0 with zero_infinity), as torch's exp(-inf + inf)."""
+    b = impossible.size(0)
+    scale = reduction_grad(grad_output, options.reduction, b).expand(b)
+    if options.reduction == "mean":
+        scale = scale / _per_label(target_lengths, options.per_label, scale.dtype)
+    return torch.where(impossible, 0.0 if options.zero_infinity else float("nan"), scale)
+
+
+def _per_label(target_lengths: Tensor, per_label: list[int] | None, dtype) -> Tensor:
     """Each loss's divisor under ``'mean'``: its target length, at least 1."""
-    if rag is None:
+    if per_label is None:
         return target_lengths.to(dtype).clamp_min(1)
-    return torch.tensor([max(n, 1) for n in rag.labels], dtype=dtype,
-                        device=target_lengths.device)
+    return tensor_of(per_label, dtype, target_lengths.device)
 
 
 def _dropped(t_all: int, input_lengths: Tensor, impossible: Tensor, options: Options) -> Tensor:
@@ -247,20 +331,29 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
     targets = targets.to(torch.int64)
     frames, lengths = checks.check(lp, targets, input_lengths, target_lengths, blank)
     classes = lp.size(2)
-    rag = None
+    if not lp.is_contiguous():
+        lp = lp.contiguous()
+    save = log_probs.requires_grad and torch.is_grad_enabled()
     if lengths is not None and frames is not None and \
             plain(lp, targets, input_lengths, target_lengths):
         # plain tensors: the labels read once, the lattice built from Python ints
         labels = checks.label_lists(targets, lengths, classes)
+        longest = max(frames, default=0)
+        if min(frames, default=0) > 0 and not any(seq and seq[-1] == blank for seq in labels) \
+                and linear.fits(lp, longest):
+            p = linear.plan(labels, frames, blank, classes)
+            options = Options(blank, reduction, zero_infinity, batched, longest, None, save, p)
+            return apply(CTCLinearFunction, lp, *linear.Tensors.of(p, lp.dtype, lp.device),
+                         options)[0]
         packed, rag = lattice.ragged(labels, frames, blank, classes, lp.dtype, lp.device)
+        per_label = [max(n, 1) for n in lengths]
     else:
         longest = max(lengths, default=0) if lengths is not None else targets.size(-1)
         labels = checks.label_rows(targets, target_lengths, longest)
         checks.check_labels(labels, target_lengths, blank, classes)
-        packed = lattice.lattice(labels, target_lengths, blank, classes, longest).pack()
+        packed, rag, per_label = (lattice.lattice(labels, target_lengths, blank, classes,
+                                                  longest).pack(), None, None)
     options = Options(blank, reduction, zero_infinity, batched,
-                      max(frames, default=0) if frames is not None else lp.size(0), rag,
-                      log_probs.requires_grad and torch.is_grad_enabled())
-    if not lp.is_contiguous():
-        lp = lp.contiguous()
+                      max(frames, default=0) if frames is not None else lp.size(0), rag, save,
+                      None, per_label)
     return apply(CTCLossFunction, lp, *packed, input_lengths, target_lengths, options)[0]
