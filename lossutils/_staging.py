@@ -7,52 +7,55 @@ row, alive next to the output: N floats more than torch at the peak.
 
 The fast paths avoid it by writing the statistics into the output buffer
 itself, into its last M floats (:func:`tail`), which hold no result yet. The
-rows are then finished in blocks (:func:`finish_rows`): first every row whose
+rows are then finished in blocks (:func:`blocks`): first every row whose
 statistic lies in rows other than its own, which leaves only the few rows that
 hold statistics; of those, again the ones that do not hold their own; and so
-on, down to one last row, whose statistic is read as a Python number before the
-row is overwritten. No block ever writes over a statistic it or a later block
-still reads, and nothing is allocated. Used by the softmax family's backward and
-``multi_margin_loss``'s forward.
+on, down to one last row, whose statistic is read as a Python number. No block
+writes over a statistic that it or a later block still reads, and nothing is
+allocated. Used by the backward of ``softmax`` and ``log_softmax``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from torch import Tensor
+
+MIN_ELEMENTS = 1 << 14
+"""Below this many elements the fast paths do not stage: the blocks cost a dozen or more
+small ops (about 20 us on the CPU, where an 8 x 10 softmax backward takes 5) to save one
+float per row."""
 
 
 def stageable(out: Tensor) -> bool:
-    """Whether ``out`` (M, C) can hold its rows' statistics: contiguous, at least one row,
-    and at least two columns (with one, every row would hold its own statistic)."""
-    return out.dim() == 2 and out.size(0) >= 1 and out.size(1) >= 2 and out.is_contiguous()
+    """Whether ``out`` (M, C) can hold its rows' statistics and is worth it: contiguous, at
+    least :data:`MIN_ELEMENTS` elements, and at least two columns (with one, every row would
+    hold its own statistic)."""
+    return (out.dim() == 2 and out.numel() >= MIN_ELEMENTS and out.size(1) >= 2
+            and out.is_contiguous())
 
 
 def tail(out: Tensor) -> Tensor:
     """The last M floats of ``out`` (M, C), as a column ``(M, 1)``: where row ``i``'s
     statistic goes (entry ``i``), before any row is written."""
     m = out.size(0)
-    return out.view(-1)[out.numel() - m:].view(m, 1)
+    return out.as_strided((m, 1), (1, 1), out.storage_offset() + out.numel() - m)
 
 
-def finish_rows(out: Tensor, finish: Callable[[slice, Tensor | float], object]) -> None:
-    """Call ``finish(rows, stats)`` on blocks of rows covering all of ``out`` (M, C), in an
-    order that never overwrites a statistic still to be read. ``stats`` is a column view
-    of the block's statistics in :func:`tail` (a Python number for the last row alone);
-    ``finish`` writes ``out[rows]`` from them.
+def blocks(out: Tensor) -> list[tuple[slice, Tensor | float]]:
+    """The row blocks that finish ``out`` (M, C) once :func:`tail` holds the statistics,
+    in the order to finish them: each block's rows and statistics, a column view into the
+    tail, or for the last block, one row that holds its own, a Python number (read now:
+    only that block writes over it).
 
     With ``left`` rows unfinished, their statistics are the last ``left`` floats of the
     buffer, inside its last ``ceil(left / C)`` rows: every row before those can be
-    finished now. A 1,024 x 500 buffer takes three blocks (rows 0-1020, 1021-1022, 1023),
-    an 8 x 10 one two (rows 0-6, 7)."""
+    finished now. A 1,024 x 500 buffer takes three blocks (1,021 rows, 2, 1), an 8 x 10
+    one two (7 rows, 1)."""
     m, c = out.shape
-    flat = out.view(-1)
-    start = 0
+    end = out.storage_offset() + out.numel()
+    found, start = [], 0
     while m - start > 1:
         left = m - start
         stop = m - -(-left // c)  # the rows from `stop` on hold the statistics
-        at = flat.numel() - left
-        finish(slice(start, stop), flat[at:at + stop - start].view(-1, 1))
+        found.append((slice(start, stop), out.as_strided((stop - start, 1), (1, 1), end - left)))
         start = stop
-    finish(slice(m - 1, m), flat[-1].item())
+    return found + [(slice(m - 1, m), out.as_strided((), (), end - 1).item())]

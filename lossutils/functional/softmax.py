@@ -25,7 +25,7 @@ from .._autograd import apply, fast_path, transformable
 from .._checks import dtype_name
 from .._exp import exp, exp_, exp_into
 from .._precision import opmath, upcast
-from .._staging import finish_rows, stageable, tail
+from .._staging import blocks, stageable, tail
 
 __all__ = ["softmax", "log_softmax"]
 
@@ -115,14 +115,15 @@ def _softmax_vjp(y: Tensor, g: Tensor, dim: int) -> Tensor:
     y2, g2 = rows
     out = torch.empty_like(g2)
     # The row sums go into the last rows of `out` (lossutils._staging), torch's memory: first
-    # those of the other rows, their products written where their results will go, then
+    # those of the first rows, their products written where their results will go, then
     # those of the last rows, their products written over the first rows' (summed by then).
     sums, last = tail(out), -(-out.size(0) // out.size(1))  # the `last` rows hold the sums
     first = out.size(0) - last
     torch.sum(torch.mul(g2[:first], y2[:first], out=out[:first]), 1, True, out=sums[:first])
     torch.sum(torch.mul(g2[first:], y2[first:], out=out[:last]), 1, True, out=sums[first:])
-    finish_rows(out, lambda r, s: torch.sub(g2[r], s, out=out[r]).mul_(y2[r]))
-    return out.view(y.shape)
+    for rows, s in blocks(out):
+        torch.sub(g2[rows], s, out=out[rows]).mul_(y2[rows])
+    return out if out.shape == y.shape else out.view(y.shape)
 
 
 def _rows(y: Tensor, g: Tensor, dim: int) -> tuple[Tensor, Tensor] | None:
@@ -134,7 +135,7 @@ def _rows(y: Tensor, g: Tensor, dim: int) -> tuple[Tensor, Tensor] | None:
     if not y.dim() or not y.numel() or dim % y.dim() != y.dim() - 1 or not (y.is_contiguous()
                                                              and g.is_contiguous()):
         return None
-    y2, g2 = y.view(-1, y.size(-1)), g.view(-1, g.size(-1))
+    y2, g2 = (y, g) if y.dim() == 2 else (y.view(-1, y.size(-1)), g.view(-1, g.size(-1)))
     m, c = y2.shape
     return (y2, g2) if stageable(y2) and m >= 2 * -(-m // c) else None
 
@@ -189,14 +190,11 @@ def _log_softmax_vjp_in_place(y: Tensor, g: Tensor, dim: int) -> Tensor:
         return torch.sub(g, p, out=p)
     y2, g2 = rows
     out = torch.empty_like(g2)
-    torch.sum(g2, 1, True, out=tail(out))
-
-    def finish(r, s):
-        p = exp_into(y2[r], out[r], y2).mul_(s)
-        torch.sub(g2[r], p, out=p)
-
-    finish_rows(out, finish)
-    return out.view(y.shape)
+    torch.sum(g2, 1, True, out=tail(out))  # (lossutils._staging)
+    for rows, s in blocks(out):
+        p = exp_into(y2[rows], out[rows], y2).mul_(s)
+        torch.sub(g2[rows], p, out=p)
+    return out if out.shape == y.shape else out.view(y.shape)
 
 
 @transformable
