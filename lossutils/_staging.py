@@ -12,7 +12,8 @@ statistic lies in rows other than its own, which leaves only the few rows that
 hold statistics; of those, again the ones that do not hold their own; and so
 on, down to one last row, whose statistic is read as a Python number. No block
 writes over a statistic that it or a later block still reads, and nothing is
-allocated. Used by the backward of ``softmax`` and ``log_softmax``.
+allocated. Used by the backward of ``softmax`` and ``log_softmax`` and by
+``multi_margin_loss`` (``functional/_multi_margin_staged.py``).
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ small ops (about 20 us on the CPU, where an 8 x 10 softmax backward takes 5) to 
 float per row."""
 
 
-def stageable(out: Tensor) -> bool:
-    """Whether ``out`` (M, C) can hold its rows' statistics and is worth it: contiguous, at
-    least :data:`MIN_ELEMENTS` elements, and at least two columns (with one, every row would
-    hold its own statistic)."""
-    return (out.dim() == 2 and out.numel() >= MIN_ELEMENTS and out.size(1) >= 2
-            and out.is_contiguous())
+def stageable(t: Tensor) -> bool:
+    """Whether a buffer shaped like ``t`` (M, C) can stage its rows' statistics, and it is
+    worth it: at least :data:`MIN_ELEMENTS` elements, at least two columns (with one, every
+    row would hold its own statistic), on the CPU (on a GPU, reading the last statistic
+    back as a number would wait for the device). The buffer itself must be contiguous."""
+    return t.dim() == 2 and t.numel() >= MIN_ELEMENTS and t.size(1) >= 2 and t.is_cpu
 
 
 def tail(out: Tensor) -> Tensor:

@@ -99,3 +99,40 @@ def test_training_size_backward_needs_no_row_of_sums(name):
         (grad,) = torch.autograd.grad(y, x, g)
     assert new.bytes == grad.numel() * grad.element_size()
     torch.testing.assert_close(grad, _backward(getattr(F, name), x, 1, g))
+
+
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(2, 2), (3, 2), (8, 10), (37, 5), (40, 5), (30, 3)], ids=str)
+def test_staged_multi_margin_matches_torch(stage_small, p, reduction, dtype, shape):
+    """(40, 5) and (37, 5) have 8 last rows to read one by one, (30, 3) ten: not staged."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=gen, dtype=dtype) * 2
+    x[1, 1], x[0, 0] = float("nan"), float("inf")  # hinges that torch's z > 0 test drops
+    target = torch.randint(0, shape[1], shape[:1], generator=gen)
+    g = torch.tensor(1.7, dtype=dtype)
+    grads = []
+    for lib in (LF, F):
+        leaf = x.clone().requires_grad_()
+        loss = lib.multi_margin_loss(leaf, target, p=p, margin=0.7, reduction=reduction)
+        grads.append(torch.autograd.grad(loss, leaf, g)[0])
+    tol = {} if dtype == torch.float32 else dict(rtol=1e-7, atol=1e-10)
+    torch.testing.assert_close(*grads, equal_nan=True, **tol)
+
+
+def test_training_size_multi_margin_needs_only_its_hinge_buffer():
+    """At 1,024 x 500 the forward allocates the hinges and the loss, the backward nothing:
+    the hinges become the gradient (no row of x_y - margin, of sums, no 0-d scale)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1024, 500, generator=gen).requires_grad_()
+    target = torch.randint(0, 500, (1024,), generator=gen)
+    g = torch.tensor(1.0)
+    with _NewStorages(x, target, g) as new:
+        loss = LF.multi_margin_loss(x, target)
+        forward = new.bytes
+        (grad,) = torch.autograd.grad(loss, x, g)
+    assert (forward, new.bytes) == (x.numel() * 4 + 4, x.numel() * 4 + 4)
+    leaf = x.detach().requires_grad_()
+    (want,) = torch.autograd.grad(F.multi_margin_loss(leaf, target), leaf)
+    torch.testing.assert_close(grad, want)
