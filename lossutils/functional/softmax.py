@@ -103,7 +103,8 @@ def _prepare(name: str, input: Tensor, dim, stacklevel: int, dtype) -> tuple[Ten
 def _softmax_vjp(y: Tensor, g: Tensor, dim: int) -> Tensor:
     """:math:`y (g - \\sum_j g_j y_j)` in float32 for float16/bfloat16 (the Jacobian is
     symmetric: the same for a cotangent and a tangent). When nothing records it, the
-    same numbers in one buffer: :math:`g y`, then :math:`g - \\sum`, then times :math:`y`."""
+    same numbers in one buffer: :math:`g y`, then :math:`g - \\sum`, then times :math:`y`,
+    the row sums staged in that buffer where the layout allows (:func:`_rows`)."""
     fast = fast_path(y, g)
     y, g = upcast(y), upcast(g, opmath(y.dtype))
     if not fast:
@@ -121,8 +122,8 @@ def _softmax_vjp(y: Tensor, g: Tensor, dim: int) -> Tensor:
     first = out.size(0) - last
     torch.sum(torch.mul(g2[:first], y2[:first], out=out[:first]), 1, True, out=sums[:first])
     torch.sum(torch.mul(g2[first:], y2[first:], out=out[:last]), 1, True, out=sums[first:])
-    for rows, s in blocks(out):
-        torch.sub(g2[rows], s, out=out[rows]).mul_(y2[rows])
+    for block, s in blocks(out):
+        torch.sub(g2[block], s, out=out[block]).mul_(y2[block])
     return out if out.shape == y.shape else out.view(y.shape)
 
 
@@ -132,8 +133,9 @@ def _rows(y: Tensor, g: Tensor, dim: int) -> tuple[Tensor, Tensor] | None:
     as many rows before the last ``ceil(rows / C)`` as in them (the softmax writes the
     products of those into these): then the fast backward takes no more memory than
     torch's fused kernel. ``None`` otherwise."""
-    if not y.dim() or not y.numel() or dim % y.dim() != y.dim() - 1 or not (y.is_contiguous()
-                                                             and g.is_contiguous()):
+    if not y.dim() or not y.numel() or dim % y.dim() != y.dim() - 1:
+        return None
+    if not (y.is_contiguous() and g.is_contiguous()):
         return None
     y2, g2 = (y, g) if y.dim() == 2 else (y.view(-1, y.size(-1)), g.view(-1, g.size(-1)))
     m, c = y2.shape
@@ -191,9 +193,9 @@ def _log_softmax_vjp_in_place(y: Tensor, g: Tensor, dim: int) -> Tensor:
     y2, g2 = rows
     out = torch.empty_like(g2)
     torch.sum(g2, 1, True, out=tail(out))  # (lossutils._staging)
-    for rows, s in blocks(out):
-        p = exp_into(y2[rows], out[rows], y2).mul_(s)
-        torch.sub(g2[rows], p, out=p)
+    for block, s in blocks(out):
+        p = exp_into(y2[block], out[block], y2).mul_(s)
+        torch.sub(g2[block], p, out=p)
     return out if out.shape == y.shape else out.view(y.shape)
 
 
