@@ -13,8 +13,8 @@ out.backward(grad)`` with the gradients dropped afterwards, as
 times as many steps as fill about 5 ms and reports the time per step.
 
 Peak memory is the most bytes of tensor storage alive at once during one step
-(inputs excluded, gradients included), followed by a dispatch mode
-(``_measure.LiveTensors``). It sees every tensor an operator returns, but not
+(inputs and the incoming gradient excluded, gradients included), followed by a
+dispatch mode (``_measure.LiveTensors``). It sees every tensor an operator returns, but not
 the temporaries an ATen kernel allocates inside itself: torch's fused kernels
 look leaner than they are, lossutils' composed ones do not, so a memory ratio
 at or below 1 here is at or below 1 in truth.
@@ -209,8 +209,10 @@ def _per_step(step: Step, inner: int) -> float:
 
 
 def _peak_bytes(step: Step) -> int:
-    with LiveTensors(*step.leaves, *[t for t in (*step.args, *step.kwargs.values())
-                                     if isinstance(t, torch.Tensor)]) as live:
+    # The incoming gradient is an input too: LiveTensors counts a storage the first time an
+    # op returns it, so a view of it (a slice, a reshape) would otherwise count it whole.
+    with LiveTensors(step.grad, *step.leaves, *[t for t in (*step.args, *step.kwargs.values())
+                                                if isinstance(t, torch.Tensor)]) as live:
         step()
     return live.peak
 

@@ -53,3 +53,12 @@ def exp(t: Tensor) -> Tensor:
     if t.dtype in _MKL_EXP and t.is_cpu and t.numel() >= _MIN_ELEMENTS:
         return torch.mul(t, LOG2E).exp2_()
     return t.exp()
+
+
+def exp_into(t: Tensor, out: Tensor, whole: Tensor) -> Tensor:
+    """:math:`e^t` written into ``out`` (of ``t``'s shape), for ``t`` a block of rows of
+    ``whole``: the choice between ``exp2`` and ``exp`` is made for ``whole``, so every block
+    rounds as :func:`exp` of ``whole`` would."""
+    if whole.dtype in _MKL_EXP and whole.is_cpu and whole.numel() >= _MIN_ELEMENTS:
+        return torch.mul(t, LOG2E, out=out).exp2_()
+    return torch.exp(t, out=out)

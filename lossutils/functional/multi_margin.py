@@ -29,7 +29,9 @@ from .._autograd import apply, fast_path, has_values, plain, transformable, unwr
 from .._checks import dtype_name, refuse_grad
 from .._first_order import first_order, no_forward_mode
 from .._reduction import reduce, resolve
+from .._staging import stageable
 from . import _label_lists as label_lists
+from . import _multi_margin_staged as staged
 from ._multi_margin_checks import (
     check_class_range,
     frames,
@@ -106,6 +108,9 @@ class MultiMarginLossFunction(Function):
         n = target.numel()
         x = input if input.dim() == 2 else input.reshape(n, input.size(-1) if input.dim() else 1)
         y = target.unsqueeze(1) if target.dim() == 1 else target.reshape(n, 1)
+        if inplace and stageable(x):  # no (N, 1) tensor of x_y - margin: torch's memory
+            return x, y, staged.hinges_into(torch.empty(x.shape, dtype=x.dtype,
+                                                        device=x.device), x, y, margin)
         if inplace:
             # x_i - (x_y - margin): torch's (margin - x_y) + x_i to the last bit (a + (-b) is
             # a - b, and -(x_y - margin) is margin - x_y), one op shorter
@@ -133,6 +138,14 @@ class MultiMarginLossFunction(Function):
         z, ctx.hinges = ctx.hinges, None  # a second backward (retain_graph) recomputes it
         if fast and z is not None:
             n, c, y = z.size(0), z.size(1), target.reshape(-1, 1)
+            if weight is None and ctx.reduction != "none" and z.shape == input.shape \
+                    and stageable(z) and z.is_contiguous() and staged.few_last_rows(n, c):
+                # one number scales the whole gradient: built in z without a float more
+                factor = float(ctx.p) / (max(n * c, 1) if ctx.reduction == "mean" else c)
+                scale = staged.scale_number(grad_output, factor)
+                h = staged.gradient_in_place(z, input, y, ctx.margin, ctx.p, scale)
+                return (first_order("multi_margin_loss", h, input, grad_output),
+                        None, None, None, None, None)
         else:
             _, y, z = MultiMarginLossFunction._hinges(input, target, ctx.margin, fast)
             n, c = z.shape

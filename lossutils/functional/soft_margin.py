@@ -106,11 +106,27 @@ class SoftMarginLossFunction(Function):
         into a tensor of input's dtype, times ``-scale``, divided by ``z + 1``."""
         dtype = input.dtype
         if fast:
-            z = torch.mul(target, input).neg_().exp_()  # -(y x) is -y x exactly
-            slope = torch.mul(target, z, out=torch.empty(z.shape, dtype=dtype, device=z.device))
-            return slope.mul_(-scale).div_(z.add_(1))
+            slope = torch.empty(input.shape, dtype=dtype, device=input.device)
+            if input.numel() < 2 or target.shape != input.shape or not (
+                    input.is_contiguous() and target.is_contiguous()):
+                return SoftMarginLossFunction._slope_into(slope, input, target, scale)
+            # Half the elements at a time: `z` of one half and the slope are N + N/2 floats,
+            # under torch's peak (its backward's N floats and its forward's loss buffer, which
+            # torch keeps alive under the 0-d loss; lossutils' loss is one float).
+            half = input.numel() // 2
+            for part in (slice(0, half), slice(half, None)):
+                SoftMarginLossFunction._slope_into(slope.view(-1)[part], input.view(-1)[part],
+                                                   target.view(-1)[part], scale)
+            return slope
         z = (-target * input).exp()
         return ((target * z).to(dtype) * -scale / (z + 1)).to(dtype)
+
+    @staticmethod
+    def _slope_into(out, input, target, scale):
+        """The fast :meth:`_slope`, written into ``out``: ``z`` in a fresh buffer, then
+        ``target * z``, times ``-scale``, over ``z + 1``, elementwise as torch's kernel."""
+        z = torch.mul(target, input).neg_().exp_()  # -(y x) is -y x exactly
+        return torch.mul(target, z, out=out).mul_(-scale).div_(z.add_(1))
 
     @staticmethod
     def backward(ctx, grad_output):

@@ -23,8 +23,9 @@ from torch.autograd import Function
 from .. import _autocast
 from .._autograd import apply, fast_path, transformable
 from .._checks import dtype_name
-from .._exp import exp, exp_
+from .._exp import exp, exp_, exp_into
 from .._precision import opmath, upcast
+from .._staging import blocks, stageable, tail
 
 __all__ = ["softmax", "log_softmax"]
 
@@ -102,13 +103,43 @@ def _prepare(name: str, input: Tensor, dim, stacklevel: int, dtype) -> tuple[Ten
 def _softmax_vjp(y: Tensor, g: Tensor, dim: int) -> Tensor:
     """:math:`y (g - \\sum_j g_j y_j)` in float32 for float16/bfloat16 (the Jacobian is
     symmetric: the same for a cotangent and a tangent). When nothing records it, the
-    same numbers in one buffer: :math:`g y`, then :math:`g - \\sum`, then times :math:`y`."""
+    same numbers in one buffer: :math:`g y`, then :math:`g - \\sum`, then times :math:`y`,
+    the row sums staged in that buffer where the layout allows (:func:`_rows`)."""
     fast = fast_path(y, g)
     y, g = upcast(y), upcast(g, opmath(y.dtype))
     if not fast:
         return y * (g - (g * y).sum(dim, keepdim=True))
-    out = g * y
-    return torch.sub(g, out.sum(dim, keepdim=True), out=out).mul_(y)
+    rows = _rows(y, g, dim)
+    if rows is None:
+        out = g * y
+        return torch.sub(g, out.sum(dim, keepdim=True), out=out).mul_(y)
+    y2, g2 = rows
+    out = torch.empty_like(g2)
+    # The row sums go into the last rows of `out` (lossutils._staging), torch's memory: first
+    # those of the first rows, their products written where their results will go, then
+    # those of the last rows, their products written over the first rows' (summed by then).
+    sums, last = tail(out), -(-out.size(0) // out.size(1))  # the `last` rows hold the sums
+    first = out.size(0) - last
+    torch.sum(torch.mul(g2[:first], y2[:first], out=out[:first]), 1, True, out=sums[:first])
+    torch.sum(torch.mul(g2[first:], y2[first:], out=out[:last]), 1, True, out=sums[first:])
+    for block, s in blocks(out):
+        torch.sub(g2[block], s, out=out[block]).mul_(y2[block])
+    return out if out.shape == y.shape else out.view(y.shape)
+
+
+def _rows(y: Tensor, g: Tensor, dim: int) -> tuple[Tensor, Tensor] | None:
+    """``y`` and ``g`` as ``(rows, C)`` views when ``dim`` is the last dim of contiguous
+    tensors whose gradient can stage its row sums (``lossutils._staging``), with at least
+    as many rows before the last ``ceil(rows / C)`` as in them (the softmax writes the
+    products of those into these): then the fast backward takes no more memory than
+    torch's fused kernel. ``None`` otherwise."""
+    if not y.dim() or not y.numel() or dim % y.dim() != y.dim() - 1:
+        return None
+    if not (y.is_contiguous() and g.is_contiguous()):
+        return None
+    y2, g2 = (y, g) if y.dim() == 2 else (y.view(-1, y.size(-1)), g.view(-1, g.size(-1)))
+    m, c = y2.shape
+    return (y2, g2) if stageable(y2) and m >= 2 * -(-m // c) else None
 
 
 @transformable
@@ -152,6 +183,22 @@ class SoftmaxFunction(Function):
         return _softmax_vjp(y, input_tangent, ctx.dim).to(y.dtype)
 
 
+def _log_softmax_vjp_in_place(y: Tensor, g: Tensor, dim: int) -> Tensor:
+    """:math:`g - e^y \\sum_j g_j` in one buffer, no more memory than torch's kernel: the row
+    sums staged in the buffer's last rows (``lossutils._staging``) where the layout allows."""
+    rows = _rows(y, g, dim)
+    if rows is None:
+        p = exp(y).mul_(g.sum(dim, keepdim=True))
+        return torch.sub(g, p, out=p)
+    y2, g2 = rows
+    out = torch.empty_like(g2)
+    torch.sum(g2, 1, True, out=tail(out))  # (lossutils._staging)
+    for block, s in blocks(out):
+        p = exp_into(y2[block], out[block], y2).mul_(s)
+        torch.sub(g2[block], p, out=p)
+    return out if out.shape == y.shape else out.view(y.shape)
+
+
 @transformable
 class LogSoftmaxFunction(Function):
     r"""Log-softmax along ``dim``.
@@ -187,8 +234,7 @@ class LogSoftmaxFunction(Function):
         fast = fast_path(y, grad_output)
         y, grad_output = upcast(y), upcast(grad_output, opmath(y.dtype))
         if fast:  # the same numbers in one buffer: e^y, times the sum, subtracted from g
-            p = exp(y).mul_(grad_output.sum(ctx.dim, keepdim=True))
-            return torch.sub(grad_output, p, out=p), None
+            return _log_softmax_vjp_in_place(y, grad_output, ctx.dim), None
         # (in float32 for float16/bfloat16; autograd rounds it to the input's dtype)
         return grad_output - y.exp() * grad_output.sum(ctx.dim, keepdim=True), None
 
