@@ -86,7 +86,9 @@ def plain(*tensors) -> bool:
     if compiling():
         return False
     for t in tensors:
-        if isinstance(t, Tensor) and (_is_wrapped(t) or _fake(t)):
+        # _fake's test inline, _is_wrapped asked once: this runs several times per loss call
+        if isinstance(t, Tensor) and (_is_wrapped(t) or (
+                (type(t) not in _PLAIN_TYPES or _is_functional(t)) and is_fake(t))):
             return False
     return True
 

@@ -32,13 +32,11 @@ Defined in :doc:`/chapters/04_loss_family`.
 
 from __future__ import annotations
 
-import struct
-
 import torch
 from torch import Tensor
 
 from .._precision import upcast
-from .._reduction import reduction_grad
+from .._reduction import reduction_grad, scalar_quotient
 
 # Elements per chunk of rows: a chunk's two buffers (the residual and one temporary, reused
 # from chunk to chunk) stay in a core's L2 cache (2 MiB on the machines measured), and an op
@@ -195,19 +193,8 @@ def clipped_loss(input: Tensor, target: Tensor, reduction: str,
 def scalar_scale(grad: float, reduction: str, count: int, dtype: torch.dtype) -> float:
     """:func:`lossutils._reduction.reduction_grad` of a scalar incoming gradient ``grad``,
     as a Python float, bit for bit the tensor's value, without a tensor (the kept slopes
-    fill torch's peak already): in float32 the quotient of two float32 numbers, rounded
-    once more (a float64 quotient rounds to the correctly rounded float32 one: 53 bits are
-    more than 2 x 24 + 2)."""
-    if reduction != "mean":
-        return grad
-    count = max(count, 1)
-    if dtype == torch.float32:
-        return _float32(grad / _float32(float(count)))
-    return grad / count
-
-
-def _float32(value: float) -> float:
-    return struct.unpack("f", struct.pack("f", value))[0]
+    fill torch's peak already)."""
+    return scalar_quotient(grad, max(count, 1), dtype) if reduction == "mean" else grad
 
 
 def half_square_(c: Tensor) -> Tensor:
