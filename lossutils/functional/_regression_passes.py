@@ -148,10 +148,12 @@ def keeps_slope(input: Tensor, target: Tensor, reduction: str) -> bool:
 def clip_chunks(rows: int, step: int) -> list[int]:
     """Rows per chunk for :func:`clipped_loss`, in order: at most ``step`` each, and each
     but the last at most as many as follow it (its temporary lives in their part of the
-    buffer). The last, at most half a step and half the rows, borrows the first rows'
-    part, which is then written again."""
+    buffer). The last, at most half the rows, borrows the first rows' part, which is then
+    written again. (With several threads every operation on a chunk is a fork and a join,
+    each a wait on a busy machine: two halves take the fewest, the first half written
+    twice.)"""
     sizes, left = [], rows
-    while left > max(step // 2, 1) or 2 * left > rows:
+    while left > step or 2 * left > rows:
         n = min(step, left // 2)
         sizes.append(n)
         left -= n
