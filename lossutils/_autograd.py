@@ -138,6 +138,16 @@ def transformable(cls: type[Function]) -> type[Function]:
 _EAGER: dict[type, tuple] = {}
 
 
+def _unwrap_dead(args: tuple) -> tuple:
+    """``unwrap_dead_wrappers(args)``, which rebuilds the tuple, only when an argument is
+    wrapped at all (with no transform active, every wrapped tensor is a dead one): the
+    common case costs a test per argument."""
+    for a in args:
+        if isinstance(a, Tensor) and _is_wrapped(a):
+            return unwrap_dead_wrappers(args)
+    return args
+
+
 def apply(cls: type[Function], *args):
     """``cls.apply(*args)`` with autocast off for the arguments' device, as torch runs an
     op once its autocast wrapper has cast the arguments (the public function has done that
@@ -152,7 +162,7 @@ def apply(cls: type[Function], *args):
         if arity == len(args):
             # what Function.apply does before the C++ apply, less the binding: a tensor
             # wrapper left over from a finished transform is unwrapped
-            return eager(*unwrap_dead_wrappers(args))
+            return eager(*_unwrap_dead(args))
     with _autocast.disabled(*args):
         return cls.compile_safe_apply(*args)
 
