@@ -24,7 +24,7 @@ which give the same numbers.
   \\delta)`, which its forward computes anyway: when a gradient will be asked for, the
   forward writes every :math:`c` into one input-sized buffer (as torch's forward fills
   one with the elementwise loss), each chunk's temporary in the part of that buffer not
-  yet written, and the backward scales it in place (:func:`clipped_loss`): one pass
+  yet written, and the backward scales it in place (:func:`clipped_forward`): one pass
   instead of three, and no fresh buffer.
 
 Defined in :doc:`/chapters/04_loss_family`.
@@ -114,7 +114,7 @@ def residual_grad(input: Tensor, target: Tensor, grad_output: Tensor, reduction:
     """:math:`\\partial L / \\partial x` and, if ``need_target``, :math:`-\\partial L / \\partial x`
     for an unweighted loss, in one buffer: :math:`d = x - y`, ``slope_(d, *params)`` in
     place, times the reduction's factor (for ``'none'``, the incoming gradient). ``kept``:
-    the slopes the forward kept (:func:`clipped_loss`), scaled in place instead."""
+    the slopes the forward kept (:func:`clipped_forward`), scaled in place instead."""
     if kept is not None:
         scale = scalar_scale(grad_output.item(), reduction, input.numel(), kept.dtype)
         grad = kept if scale == 1.0 else kept.mul_(scale)  # times 1 changes no float
@@ -136,7 +136,7 @@ SLOPE_ATTR = "_lossutils_kept_slope"
 
 
 def keeps_slope(input: Tensor, target: Tensor, reduction: str) -> bool:
-    """Whether the forward keeps the clipped residual for the backward (:func:`clipped_loss`):
+    """Whether the forward keeps the clipped residual for the backward (:func:`clipped_forward`):
     a reduced loss of same-dtype CPU tensors of at least two rows and :data:`REUSE_ELEMENTS`
     elements (a smaller one costs its operations' dispatch more than their passes), of which
     one will have a gradient (else the chunked forward, which keeps nothing)."""
@@ -146,7 +146,7 @@ def keeps_slope(input: Tensor, target: Tensor, reduction: str) -> bool:
 
 
 def clip_chunks(rows: int, step: int) -> list[int]:
-    """Rows per chunk for :func:`clipped_loss`, in order: at most ``step`` each, and each
+    """Rows per chunk for :func:`clipped_forward`, in order: at most ``step`` each, and each
     but the last at most as many as follow it (its temporary lives in their part of the
     buffer). The last, at most half the rows, borrows the first rows' part, which is then
     written again. (With several threads every operation on a chunk is a fork and a join,
@@ -160,7 +160,7 @@ def clip_chunks(rows: int, step: int) -> list[int]:
     return [*sizes, left]
 
 
-def clipped_loss(input: Tensor, target: Tensor, reduction: str,
+def clipped_forward(input: Tensor, target: Tensor, reduction: str,
                  bound: float) -> tuple[Tensor, Tensor]:
     """Huber's reduced loss :math:`\\mathrm{reduce}(c\\,(d - c/2))` (:func:`huber_` with
     :math:`\\delta` = ``bound``), and :math:`c = \\operatorname{clip}(d, -\\delta, \\delta)`

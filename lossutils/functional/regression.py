@@ -69,7 +69,7 @@ def _residual_forward(loss_fn):
     _regression_passes.reduced_residual`): :math:`\\ell` in place on the residual, chunk by
     chunk, never more temporaries than the input has elements -- the same operations.
     Where the slope is the clipped residual and a gradient will be asked for, the forward
-    keeps it for the backward (:func:`~lossutils.functional._regression_passes.clipped_loss`),
+    keeps it for the backward (:func:`~lossutils.functional._regression_passes.clipped_forward`),
     on the output until ``setup_context`` (:func:`_save`) takes it."""
     loss_, buffers, fewest = _IN_PLACE_LOSS[loss_fn]
     clip = _CLIP_BOUND.get(loss_fn, lambda *params: None)
@@ -80,7 +80,7 @@ def _residual_forward(loss_fn):
             if weight is None and input.dtype in passes.FAST_DTYPES and plain(input, target):
                 bound = clip(*params)
                 if bound is not None and passes.keeps_slope(input, target, reduction):
-                    out, slope = passes.clipped_loss(input, target, reduction, bound)
+                    out, slope = passes.clipped_forward(input, target, reduction, bound)
                     setattr(out, passes.SLOPE_ATTR, slope)
                     return out
                 return passes.reduced_residual(loss_, buffers, fewest, input, target, reduction,
@@ -99,7 +99,7 @@ def _save(ctx, inputs, output) -> None:
     ctx.save_for_forward(input, target, weight, output)
     ctx.reduction = reduction
     ctx.params = params
-    # the slopes the fast forward kept (passes.clipped_loss), taken off the output
+    # the slopes the fast forward kept (passes.clipped_forward), taken off the output
     ctx.kept_slope = vars(output).pop(passes.SLOPE_ATTR, None)
 
 
