@@ -58,19 +58,26 @@ def test_huber_rounds_a_promoted_residual_to_the_input_dtype(small_chunks):
 
 
 
-@pytest.fixture
-def kept_slopes(monkeypatch):
-    """Chunks of 12 elements and no size floor: the slope-keeping forward on small tensors."""
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def kept_slopes(request, monkeypatch):
+    """Chunks of 12 elements (serial blocks of 12 with two threads, after a first half) and
+    no size floor: the slope-keeping forward on small tensors, both plans."""
     monkeypatch.setattr(passes, "CHUNK_ELEMENTS", 12)
-    monkeypatch.setattr(passes, "CHUNK_ELEMENTS_THREADED", 12)
+    monkeypatch.setattr(passes, "SERIAL_ELEMENTS", 12)
     monkeypatch.setattr(passes, "REUSE_ELEMENTS", 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("rows", [2, 3, 5, 23, 64, 100])
 @pytest.mark.parametrize("step", [1, 2, 3, 7, 32, 256])
-def test_clip_chunks_leave_room_for_each_temporary(rows, step):
-    sizes = passes.clip_chunks(rows, step)
-    assert sum(sizes) == rows and min(sizes) >= 1 and max(sizes) <= max(step, 1)
+@pytest.mark.parametrize("first", [False, True])
+def test_clip_chunks_leave_room_for_each_temporary(rows, step, first):
+    sizes = passes.clip_chunks(rows, step, rows // 2 if first else 0)
+    assert sum(sizes) == rows and min(sizes) >= 1
+    assert max(sizes[1:] if first else sizes) <= step
     for k, n in enumerate(sizes[:-1]):  # its temporary fits in the rows after it
         assert n <= sum(sizes[k + 1:])
     assert 2 * sizes[-1] <= rows  # the last borrows the first rows, none of its own

@@ -50,6 +50,9 @@ CHUNK_ELEMENTS_THREADED = 1 << 22
 # for the kernel to fault in page by page, chunk after chunk); smaller ones take fresh
 # temporaries, which cost less than the reused ones' slicing and out= bookkeeping.
 REUSE_ELEMENTS = 1 << 14
+# torch's grain size less one: an elementwise op or a sum over fewer elements runs on the
+# calling thread, never a parallel region
+SERIAL_ELEMENTS = (1 << 15) - 1
 FAST_DTYPES = (torch.float32, torch.float64)  # float16/bfloat16 compute in float32 instead
 
 
@@ -145,14 +148,12 @@ def keeps_slope(input: Tensor, target: Tensor, reduction: str) -> bool:
             and target.dtype == input.dtype and input.device.type == "cpu")
 
 
-def clip_chunks(rows: int, step: int) -> list[int]:
-    """Rows per chunk for :func:`clipped_forward`, in order: at most ``step`` each, and each
-    but the last at most as many as follow it (its temporary lives in their part of the
-    buffer). The last, at most half the rows, borrows the first rows' part, which is then
-    written again. (With several threads every operation on a chunk is a fork and a join,
-    each a wait on a busy machine: two halves take the fewest, the first half written
-    twice.)"""
-    sizes, left = [], rows
+def clip_chunks(rows: int, step: int, first: int = 0) -> list[int]:
+    """Rows per chunk for :func:`clipped_forward`, in order: ``first`` (if any, at most half
+    the rows), then at most ``step`` each, and each but the last at most as many as follow
+    it (its temporary lives in their part of the buffer). The last, at most half the rows,
+    borrows the first rows' part, which is then written again."""
+    sizes, left = ([first], rows - first) if first else ([], rows)
     while left > step or 2 * left > rows:
         n = min(step, left // 2)
         sizes.append(n)
@@ -161,7 +162,7 @@ def clip_chunks(rows: int, step: int) -> list[int]:
 
 
 def clipped_forward(input: Tensor, target: Tensor, reduction: str,
-                 bound: float) -> tuple[Tensor, Tensor]:
+                    bound: float) -> tuple[Tensor, Tensor]:
     """Huber's reduced loss :math:`\\mathrm{reduce}(c\\,(d - c/2))` (:func:`huber_` with
     :math:`\\delta` = ``bound``), and :math:`c = \\operatorname{clip}(d, -\\delta, \\delta)`
     for every element, the slope the backward scales (:func:`residual_grad`).
@@ -171,11 +172,19 @@ def clipped_forward(input: Tensor, target: Tensor, reduction: str,
     (not yet written), :math:`c` into the chunk's part, then :math:`d - c/2` and the
     product in place on :math:`d` (the operations of :func:`huber_`), summed. The chunk
     sums are added as Python floats: no tensor but the buffer and one sum is alive at a
-    time, as in torch's forward (its elementwise loss, then its sum)."""
+    time, as in torch's forward (its elementwise loss, then its sum).
+
+    With several threads, an operation over more elements than torch's grain size is a
+    fork and a join, and on a busy machine a join waits for a descheduled thread
+    (milliseconds): the first half of the rows goes in one chunk (five such operations),
+    the rest in blocks under the grain size (:data:`SERIAL_ELEMENTS`), on this thread."""
     rows = input.shape[0]
-    size = CHUNK_ELEMENTS if torch.get_num_threads() == 1 else CHUNK_ELEMENTS_THREADED
-    count = max(2, -(-input.numel() // size))
-    sizes = clip_chunks(rows, -(-rows // count))
+    if torch.get_num_threads() == 1:
+        count = max(2, -(-input.numel() // CHUNK_ELEMENTS))
+        sizes = clip_chunks(rows, -(-rows // count))
+    else:
+        sizes = clip_chunks(rows, max(1, SERIAL_ELEMENTS // (input.numel() // rows)),
+                            first=rows // 2)
     slope = torch.empty(input.shape, dtype=input.dtype, device=input.device)
     flat = slope.view(-1)
     total, end = 0.0, 0
