@@ -186,13 +186,17 @@ def clipped_forward(input: Tensor, target: Tensor, reduction: str,
         sizes = clip_chunks(rows, max(1, SERIAL_ELEMENTS // (input.numel() // rows)),
                             first=rows // 2)
     slope = torch.empty(input.shape, dtype=input.dtype, device=input.device)
-    flat = slope.view(-1)
-    total, end = 0.0, 0
-    for x, y, c in zip(input.split(sizes), target.split(sizes), slope.split(sizes), strict=True):
-        n = c.numel()
-        end += n
-        spare = flat[end:end + n] if end < flat.numel() else flat[:n]  # the last: the first rows
-        d = torch.sub(x, y, out=spare.view(c.shape))
+    parts = slope.split(sizes)
+    total, start = 0.0, 0
+    for k, (x, y, c) in enumerate(zip(input.split(sizes), target.split(sizes), parts,
+                                      strict=True)):
+        # the temporary: the next chunk's part when it is as big (no new view), else the rows
+        # after this chunk; the last chunk's, the first rows
+        following = parts[(k + 1) % len(parts)]
+        if following.shape != c.shape:
+            following = slope[(start + len(c)) % len(slope):][:len(c)]
+        start += len(c)
+        d = torch.sub(x, y, out=following)
         torch.clamp(d, -bound, bound, out=c)
         total += d.add_(c, alpha=-0.5).mul_(c).sum().item()
     redo = c.shape[0]  # the rows the last chunk's temporary overwrote: their c again
