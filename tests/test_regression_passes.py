@@ -58,15 +58,17 @@ def test_huber_rounds_a_promoted_residual_to_the_input_dtype(small_chunks):
 
 
 
-@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+@pytest.fixture(params=[(1, 12), (2, 12), (2, 4)],
+                ids=["1-thread", "2-threads", "2-threads-wide-rows"])
 def kept_slopes(request, monkeypatch):
-    """Chunks of 12 elements (serial blocks of 12 with two threads, after a first half) and
-    no size floor: the slope-keeping forward on small tensors, both plans."""
+    """Chunks of 12 elements (with two threads, serial blocks of 12 after a first half, or
+    two halves when a row has more elements than a serial block) and no size floor: the
+    slope-keeping forward on small tensors, every plan."""
     monkeypatch.setattr(passes, "CHUNK_ELEMENTS", 12)
-    monkeypatch.setattr(passes, "SERIAL_ELEMENTS", 12)
+    monkeypatch.setattr(passes, "SERIAL_ELEMENTS", request.param[1])
     monkeypatch.setattr(passes, "REUSE_ELEMENTS", 1)
     threads = torch.get_num_threads()
-    torch.set_num_threads(request.param)
+    torch.set_num_threads(request.param[0])
     yield
     torch.set_num_threads(threads)
 

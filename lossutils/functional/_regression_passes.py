@@ -179,12 +179,14 @@ def clipped_forward(input: Tensor, target: Tensor, reduction: str,
     (milliseconds): the first half of the rows goes in one chunk (five such operations),
     the rest in blocks under the grain size (:data:`SERIAL_ELEMENTS`), on this thread."""
     rows = input.shape[0]
+    serial_rows = SERIAL_ELEMENTS // (input.numel() // rows)
     if torch.get_num_threads() == 1:
         count = max(2, -(-input.numel() // CHUNK_ELEMENTS))
         sizes = clip_chunks(rows, -(-rows // count))
-    else:
-        sizes = clip_chunks(rows, max(1, SERIAL_ELEMENTS // (input.numel() // rows)),
-                            first=rows // 2)
+    elif serial_rows:
+        sizes = clip_chunks(rows, serial_rows, first=rows // 2)
+    else:  # a row is over the grain size: any chunk forks, so the fewest, two halves
+        sizes = clip_chunks(rows, -(-rows // 2))
     slope = torch.empty(input.shape, dtype=input.dtype, device=input.device)
     parts = slope.split(sizes)
     total, start = 0.0, 0
