@@ -58,28 +58,26 @@ def test_huber_rounds_a_promoted_residual_to_the_input_dtype(small_chunks):
 
 
 
-@pytest.fixture(params=[(1, 12), (2, 12), (2, 4)],
-                ids=["1-thread", "2-threads", "2-threads-wide-rows"])
+@pytest.fixture(params=[(1, 12), (2, 12), (2, 10 ** 6)],
+                ids=["1-thread", "2-threads", "2-threads-halves"])
 def kept_slopes(request, monkeypatch):
-    """Chunks of 12 elements (with two threads, serial blocks of 12 after a first half, or
-    two halves when a row has more elements than a serial block) and no size floor: the
-    slope-keeping forward on small tensors, every plan."""
-    monkeypatch.setattr(passes, "CHUNK_ELEMENTS", 12)
-    monkeypatch.setattr(passes, "SERIAL_ELEMENTS", request.param[1])
+    """Chunks of 12 elements (with two threads, also chunks as big as the tensor: two
+    halves) and no size floor: the slope-keeping forward on small tensors."""
+    threads, chunk = request.param
+    monkeypatch.setattr(passes, "CHUNK_ELEMENTS", chunk)
+    monkeypatch.setattr(passes, "CHUNK_ELEMENTS_THREADED", chunk)
     monkeypatch.setattr(passes, "REUSE_ELEMENTS", 1)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(request.param[0])
-    yield
+    before = torch.get_num_threads()
     torch.set_num_threads(threads)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("rows", [2, 3, 5, 23, 64, 100])
 @pytest.mark.parametrize("step", [1, 2, 3, 7, 32, 256])
-@pytest.mark.parametrize("first", [False, True])
-def test_clip_chunks_leave_room_for_each_temporary(rows, step, first):
-    sizes = passes.clip_chunks(rows, step, rows // 2 if first else 0)
-    assert sum(sizes) == rows and min(sizes) >= 1
-    assert max(sizes[1:] if first else sizes) <= step
+def test_clip_chunks_leave_room_for_each_temporary(rows, step):
+    sizes = passes.clip_chunks(rows, step)
+    assert sum(sizes) == rows and min(sizes) >= 1 and max(sizes) <= step
     for k, n in enumerate(sizes[:-1]):  # its temporary fits in the rows after it
         assert n <= sum(sizes[k + 1:])
     assert 2 * sizes[-1] <= rows  # the last borrows the first rows, none of its own
