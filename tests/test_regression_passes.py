@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import lossutils.functional as LF
+from lossutils._precision import upcast
 from lossutils.functional import _regression_passes as passes
 
 LOSSES = [("l1_loss", {}), ("mse_loss", {}), ("smooth_l1_loss", {}),
@@ -132,14 +133,19 @@ def test_kept_slope_serves_one_backward_then_the_slope_is_recomputed(kept_slopes
     torch.testing.assert_close(first, expected, rtol=1e-6, atol=0)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
 def test_scalar_scale_is_the_tensor_quotient(dtype):
+    # as residual_grad's differentiable twin forms it: the incoming gradient upcast (float32
+    # for halves), divided by the count
     gen = torch.Generator().manual_seed(4)
-    grads = torch.randn(200, generator=gen, dtype=dtype) * 10.0 ** torch.randint(
-        -20, 20, (200,), generator=gen)
+    scale = 10.0 ** torch.randint(-20, 20, (200,), generator=gen)
+    if dtype in (torch.float16, torch.bfloat16):
+        scale = scale.clamp(1e-4, 1e4)  # within the half's range
+    grads = (torch.randn(200, generator=gen, dtype=torch.float64) * scale).to(dtype)
     counts = [1, 3, 7, 1000, 2 ** 24 + 1, 3 ** 17, 10 ** 9 + 7]
     for g in grads:
         for count in counts:
-            expected = (g / count).item()
-            assert passes.scalar_scale(g.item(), "mean", count, dtype) == expected
-            assert passes.scalar_scale(g.item(), "sum", count, dtype) == g.item()
+            expected = (upcast(g) / count).item()
+            compute = upcast(g).dtype
+            assert passes.scalar_scale(g.item(), "mean", count, compute) == expected
+            assert passes.scalar_scale(g.item(), "sum", count, compute) == g.item()

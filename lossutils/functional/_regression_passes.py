@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._precision import upcast
+from .._precision import opmath, upcast
 from .._reduction import reduction_grad, scalar_quotient
 
 # Elements per chunk of rows: a chunk's two buffers (the residual and one temporary, reused
@@ -51,6 +51,8 @@ CHUNK_ELEMENTS_THREADED = 1 << 22
 # temporaries, which cost less than the reused ones' slicing and out= bookkeeping.
 REUSE_ELEMENTS = 1 << 14
 FAST_DTYPES = (torch.float32, torch.float64)  # float16/bfloat16 compute in float32 instead
+# incoming gradients whose reduction factor scalar_scale computes (in opmath: float32 for halves)
+SCALAR_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def row_chunks(x: Tensor, fewest: int) -> list[slice]:
@@ -119,12 +121,16 @@ def residual_grad(input: Tensor, target: Tensor, grad_output: Tensor, reduction:
         scale = scalar_scale(grad_output.item(), reduction, input.numel(), kept.dtype)
         grad = kept if scale == 1.0 else kept.mul_(scale)  # times 1 changes no float
         return grad, (-grad if need_target else None)
-    scale = reduction_grad(upcast(grad_output), reduction, input.numel())
-    if scale.dim() == 0 and scale.device.type == "cpu":
+    if grad_output.dim() == 0 and grad_output.device.type == "cpu" \
+            and grad_output.dtype in SCALAR_DTYPES:
         # The factor as a Python number (the same float, so the same products): no 0-dim
         # tensor stays alive beside the gradient, as torch's kernel keeps its factor in a
-        # register. On an accelerator, .item() would wait for the device: kept a tensor.
-        scale = scale.item()
+        # register, and no division dispatched. On an accelerator, .item() would wait for
+        # the device: kept a tensor.
+        scale = scalar_scale(grad_output.item(), reduction, input.numel(),
+                             opmath(grad_output.dtype))
+    else:
+        scale = reduction_grad(upcast(grad_output), reduction, input.numel())
     grad = torch.sub(upcast(input), upcast(target))  # float32 for float16/bfloat16
     slope_(grad, *params).mul_(scale)
     return grad, (-grad if need_target else None)
