@@ -86,7 +86,9 @@ def plain(*tensors) -> bool:
     if compiling():
         return False
     for t in tensors:
-        if isinstance(t, Tensor) and (_is_wrapped(t) or _fake(t)):
+        # _fake's test inline, _is_wrapped asked once: this runs several times per loss call
+        if isinstance(t, Tensor) and (_is_wrapped(t) or (
+                (type(t) not in _PLAIN_TYPES or _is_functional(t)) and is_fake(t))):
             return False
     return True
 
@@ -136,6 +138,16 @@ def transformable(cls: type[Function]) -> type[Function]:
 _EAGER: dict[type, tuple] = {}
 
 
+def _unwrap_dead(args: tuple) -> tuple:
+    """``unwrap_dead_wrappers(args)``, which rebuilds the tuple, only when an argument is
+    wrapped at all (with no transform active, every wrapped tensor is a dead one): the
+    common case costs a test per argument."""
+    for a in args:
+        if isinstance(a, Tensor) and _is_wrapped(a):
+            return unwrap_dead_wrappers(args)
+    return args
+
+
 def apply(cls: type[Function], *args):
     """``cls.apply(*args)`` with autocast off for the arguments' device, as torch runs an
     op once its autocast wrapper has cast the arguments (the public function has done that
@@ -150,7 +162,7 @@ def apply(cls: type[Function], *args):
         if arity == len(args):
             # what Function.apply does before the C++ apply, less the binding: a tensor
             # wrapper left over from a finished transform is unwrapped
-            return eager(*unwrap_dead_wrappers(args))
+            return eager(*_unwrap_dead(args))
     with _autocast.disabled(*args):
         return cls.compile_safe_apply(*args)
 

@@ -10,6 +10,7 @@ gradient.
 
 from __future__ import annotations
 
+import struct
 import warnings
 
 import torch
@@ -126,6 +127,21 @@ def reduction_grad(grad_output: Tensor, reduction: str, count: int,
     if reduction == "mean":
         return grad_output / (max(count, 1) if total is None else total)
     return grad_output
+
+
+def scalar_quotient(value: float, count: int, dtype: torch.dtype) -> float:
+    """``value / count`` as a Python number, bit for bit what torch's CPU kernels give for a
+    ``dtype`` (float32 or float64) scalar divided by the integer ``count`` (a mean's last
+    step, :func:`reduction_grad`'s ``'mean'``), without making a tensor. In float32 that is
+    the quotient of two float32 numbers: their float64 quotient rounds to it exactly (53
+    bits are more than 2 x 24 + 2), so only ``count`` and the result are rounded here."""
+    if dtype == torch.float32:
+        return _float32(value / _float32(float(count)))
+    return value / count
+
+
+def _float32(value: float) -> float:
+    return struct.unpack("f", struct.pack("f", value))[0]
 
 
 def reduce_backward(grad_loss: Tensor, reduction: str, grad_output: Tensor,

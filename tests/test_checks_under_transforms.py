@@ -56,3 +56,29 @@ def test_compiled_probability_check_asserts_in_the_graph(backend):
         loss(x.detach() + 1, torch.rand(4, 5))
     with pytest.raises(RuntimeError, match=r"all elements of target should be between 0 and 1"):
         loss(x, torch.full((4, 5), float("nan")))
+
+
+
+def test_a_tensor_left_over_from_a_finished_transform_is_unwrapped():
+    # lossutils._autograd.apply unwraps it as Function.apply does, testing first whether any
+    # argument is wrapped at all; the loss of its values is torch's
+    from lossutils._autograd import _unwrap_dead
+
+    leaked = []
+
+    def f(x):
+        leaked.append(x)
+        return (x * x).sum()
+
+    x, target = torch.randn(3, 4), torch.randn(3, 4)
+    torch.func.grad(f)(x)
+    dead = leaked[0]
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    assert wrapped(dead)
+    args = (target, dead, None, "mean")
+    unwrapped = _unwrap_dead(args)
+    assert unwrapped[0] is target and not wrapped(unwrapped[1]) and unwrapped[2:] == (None, "mean")
+    plain_args = (x, target, None, "mean")
+    assert _unwrap_dead(plain_args) is plain_args  # nothing wrapped: the tuple as it is
+    torch.testing.assert_close(LF.huber_loss(dead, target),
+                               torch.nn.functional.huber_loss(x, target), rtol=1e-6, atol=0)

@@ -34,7 +34,7 @@ from .._autograd import apply, fast_path, plain, transformable
 from .._checks import require_floating
 from .._exp import exp_
 from .._precision import opmath, rounded, upcast
-from .._reduction import reduce
+from .._reduction import reduce, scalar_quotient
 from . import _cross_entropy_passes as passes
 from ._cross_entropy_checks import (
     Shapes,
@@ -90,11 +90,13 @@ class NLLLossFunction(Function):
             if reduction == "none":
                 return picked.neg_().reshape(_row_shape(input))
             # a sum of negated terms is the negated sum, to the last bit (and on the CPU a
-            # mean is its sum divided by the count)
-            if reduction == "sum" or not picked.is_cpu:
+            # mean is its sum divided by the count: that quotient, as a number, is made a
+            # tensor once, one kernel fewer than mean's)
+            if reduction == "sum" or not picked.is_cpu or not picked.numel():
                 total = picked.sum()
                 return total.neg_() if reduction == "sum" else total / -(n * d)
-            return picked.mean().neg_()
+            mean = scalar_quotient(-picked.sum().item(), n * d, input.dtype)
+            return torch.full((), mean, dtype=input.dtype)
         dtype = opmath(input.dtype)
         y, valid, w_y = _targets(input.shape, target, upcast(weight), ignore_index, dtype)
         picked = upcast(_as_ncd(input)).gather(1, y)

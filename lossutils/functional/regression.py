@@ -67,13 +67,22 @@ def _residual_forward(loss_fn):
     there and its reductions accumulate there), the loss rounded once. Plain unweighted
     float32/float64 tensors take the fast path (:func:`~lossutils.functional.
     _regression_passes.reduced_residual`): :math:`\\ell` in place on the residual, chunk by
-    chunk, never more temporaries than the input has elements -- the same operations."""
+    chunk, never more temporaries than the input has elements -- the same operations.
+    Where the slope is the clipped residual and a gradient will be asked for, the forward
+    keeps it for the backward (:func:`~lossutils.functional._regression_passes.clipped_forward`),
+    on the output until ``setup_context`` (:func:`_save`) takes it."""
     loss_, buffers, fewest = _IN_PLACE_LOSS[loss_fn]
+    clip = _CLIP_BOUND.get(loss_fn, lambda *params: None)
 
     def decorator(forward):
         @functools.wraps(forward)
         def wrapper(input, target, weight, reduction, *params):
             if weight is None and input.dtype in passes.FAST_DTYPES and plain(input, target):
+                bound = clip(*params)
+                if bound is not None and passes.keeps_slope(input, target, reduction):
+                    out, slope = passes.clipped_forward(input, target, reduction, bound)
+                    setattr(out, passes.SLOPE_ATTR, slope)
+                    return out
                 return passes.reduced_residual(loss_, buffers, fewest, input, target, reduction,
                                                params)
             out = forward(upcast(input), upcast(target), upcast(weight), reduction, *params)
@@ -90,6 +99,8 @@ def _save(ctx, inputs, output) -> None:
     ctx.save_for_forward(input, target, weight, output)
     ctx.reduction = reduction
     ctx.params = params
+    # the slopes the fast forward kept (passes.clipped_forward), taken off the output
+    ctx.kept_slope = vars(output).pop(passes.SLOPE_ATTR, None)
 
 
 def _residual_backward(ctx, grad_output: Tensor, loss_fn, slope_fn, mean_by_weight: bool = True):
@@ -114,11 +125,13 @@ def _residual_backward(ctx, grad_output: Tensor, loss_fn, slope_fn, mean_by_weig
     The slopes are piecewise smooth: their derivative is torch's almost everywhere.
     """
     input, target, weight, output = ctx.saved_tensors
+    kept, ctx.kept_slope = ctx.kept_slope, None  # used once: a second backward recomputes
     if weight is None and fast_path(grad_output, input, target):  # the usual loss.backward():
-        # the same numbers in one buffer (an in-place slope, then the reduction's factor)
+        # the same numbers in one buffer (an in-place slope, or the forward's kept one, then
+        # the reduction's factor)
         g, minus_g = passes.residual_grad(input, target, grad_output, ctx.reduction,
                                           _IN_PLACE[slope_fn], ctx.params,
-                                          ctx.needs_input_grad[1])
+                                          ctx.needs_input_grad[1], kept)
         return (g, minus_g, None, None, *(None for _ in ctx.params))
     input, target, weight, output = (upcast(t) for t in (input, target, weight, output))
     grad_output = upcast(grad_output)  # float32 for halves (autograd rounds the gradients)
@@ -226,6 +239,12 @@ _IN_PLACE_LOSS = {
     _squared: (passes.square_, 1, 1),
     _smooth_l1: (passes.smooth_l1_, 2, 1),
     _huber: (passes.huber_, 2, 2),
+}
+# Where the slope is the residual clipped to [-b, b] (Huber's, and SmoothL1's with beta = 1),
+# b from the parameters: the fast forward can keep it for the backward.
+_CLIP_BOUND = {
+    _huber: lambda delta, out_dtype=None: delta,
+    _smooth_l1: lambda beta: 1.0 if beta == 1.0 else None,
 }
 _IN_PLACE = {
     _l1_slope: Tensor.sgn_,
