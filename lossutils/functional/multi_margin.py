@@ -153,7 +153,8 @@ class MultiMarginLossFunction(Function):
         if weight is not None:
             scale = scale * weight[y]
         if fast:  # z's buffer becomes the gradient
-            h = (z.gt_(0) if ctx.p == 1 else z).mul_(scale)
+            # z >= 0 here (relu, nan -> 0): its sign is [z > 0], one op without a scalar
+            h = (z.sign_() if ctx.p == 1 else z).mul_(scale)
             h.scatter_(1, y, h.sum(1, keepdim=True).neg_())
         else:
             h = ((z > 0).to(z.dtype) if ctx.p == 1 else z) * scale
