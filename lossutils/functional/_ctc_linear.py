@@ -11,8 +11,8 @@ themselves,
 
 a three-term weighted sum per position, which one batched matrix product computes for a
 whole row (each position's window of three predecessors times its weights), plus one
-product with the emissions: two operations per frame, for a batch of small sequences a
-few times faster than the log-space loop.
+product with the emissions: two operations per frame instead of the log-space loop's
+four (on 8 sequences of 10 frames, forward and backward take about half the time).
 
 **When it is exact.** Every quantity here is a sum of products of at most :math:`T`
 emission probabilities :math:`y \ge e^{\min \log y}`, over at most :math:`3^T` alignments
