@@ -29,19 +29,19 @@ preallocated rows in the usual case. Defined in
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+from .._exp import LOG2E
 
 NEG_INF = float("-inf")
 # e^x is computed as 2^(x log2 e): torch's exp calls MKL, which runs even a few hundred
 # elements on its thread pool (with 2 threads on a busy machine, each call waited
 # milliseconds for the other thread) and is 10x slower where e^x underflows; exp2 is
 # torch's own vectorised kernel. The product's rounding moves e^x by < 3e-6 relative
-# (float32, x > -88; ~1e-7 for |x| < 10).
-LOG2E = 1.0 / math.log(2.0)
+# (float32, x > -88; ~1e-7 for |x| < 10). LOG2E is lossutils._exp's.
 CHUNK = 8  # frames of emissions the in-place backward gathers at once
 
 

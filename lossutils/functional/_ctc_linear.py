@@ -42,23 +42,11 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from .._exp import log2e_like
 from .._lists import tensor_of
-from ._ctc_lattice import LOG2E
 
 BOUND = {torch.float32: 85.0, torch.float64: 700.0}
 LOG3 = math.log(3.0)
-_LOG2E: dict[tuple, Tensor] = {}  # log2(e) as a 0-dim tensor per dtype and device
-
-
-def _log2e(like: Tensor) -> Tensor:
-    """log2(e) as a 0-dim tensor of ``like``'s dtype: a Python float operand costs a
-    conversion to a tensor on every call (about 2 us, as much as the product itself)."""
-    key = (like.dtype, like.device)
-    if key not in _LOG2E:
-        _LOG2E[key] = torch.tensor(LOG2E, dtype=like.dtype, device=like.device)
-    return _LOG2E[key]
-
-
 class Plan(NamedTuple):
     """The lattice as Python values, read once from the targets and lengths."""
 
@@ -188,7 +176,7 @@ def alpha(log_probs: Tensor, tensors: Tensors, p: Plan, keep: bool) -> tuple:
     rows = log_probs.view(log_probs.size(0), -1)
     em = torch.index_select(rows if rows.size(0) == t_all else rows[:t_all], 1,
                             tensors.emission(p))
-    em.mul_(_log2e(em)).exp2_()  # e^x as 2^(x log2 e): see _ctc_lattice.LOG2E
+    em.mul_(log2e_like(em)).exp2_()  # e^x as 2^(x log2 e): see _ctc_lattice's LOG2E
     row = tensors.start(p).clone()  # alpha_{t-1}, after two zeros
     windows = row.unfold(0, 3, 1).unsqueeze(1)  # (W, 1, 3): alpha(s-2), alpha(s-1), alpha(s)
     taps, alpha_row = tensors.taps(p, forward=True), row[2:].view(w, 1, 1)
@@ -217,7 +205,7 @@ def gradient(log_probs: Tensor, state: list, p: Plan) -> Tensor:
     are freed before the gradient is allocated. Frames past a sequence's length, and
     impossible sequences, are the caller's."""
     gamma, tensors = _occupations(state, p)
-    grad = torch.mul(log_probs, _log2e(log_probs)).exp2_()
+    grad = torch.mul(log_probs, log2e_like(log_probs)).exp2_()
     rows = grad.view(grad.size(0), -1)
     (rows if rows.size(0) == p.longest else rows[:p.longest]).index_add_(
         1, tensors.emission(p), gamma, alpha=-1)
