@@ -204,17 +204,17 @@ def gradient(log_probs: Tensor, state: list, p: Plan) -> Tensor:
     emptied here: all but :math:`\gamma` (in the rows of :math:`\bar\alpha`) and ``ints``
     are freed before the gradient is allocated. Frames past a sequence's length, and
     impossible sequences, are the caller's."""
-    gamma, tensors = _occupations(state, p)
+    gamma, emission = _occupations(state, p)
     grad = torch.mul(log_probs, log2e_like(log_probs)).exp2_()
     rows = grad.view(grad.size(0), -1)
     (rows if rows.size(0) == p.longest else rows[:p.longest]).index_add_(
-        1, tensors.emission(p), gamma, alpha=-1)
+        1, emission, gamma, alpha=-1)
     return grad
 
 
-def _occupations(state: list, p: Plan) -> tuple[Tensor, Tensors]:
+def _occupations(state: list, p: Plan) -> tuple[Tensor, Tensor]:
     r""":math:`\gamma_t(s) = \bar\alpha_t(s) \beta_t(s) / p(l \mid x)` ``(T, W)``, in the
-    rows of :math:`\bar\alpha`, and the plan's tensors (without ``floats``).
+    rows of :math:`\bar\alpha`, and the emission index (a view of ``ints``).
 
     The backward variables :math:`\beta_t = y^t \cdot r_t`, with
     :math:`r_t(s) = \beta_{t+1}(s) + S_{s+1}\beta_{t+1}(s+1) + K_{s+2}\beta_{t+1}(s+2)`
@@ -240,4 +240,4 @@ def _occupations(state: list, p: Plan) -> tuple[Tensor, Tensors]:
             torch.mul(r, ems[t], out=beta)
         outs[t].mul_(beta)
     bars.mul_(likelihood.reciprocal().index_select(0, ints[w:2 * w]))
-    return bars, Tensors(floats.new_empty(0), ints)
+    return bars, tensors.emission(p)
