@@ -10,6 +10,7 @@ gradient.
 
 from __future__ import annotations
 
+import math
 import struct
 import warnings
 
@@ -140,8 +141,23 @@ def scalar_quotient(value: float, count: int, dtype: torch.dtype) -> float:
     return value / count
 
 
+def scalar_product(value: float, factor: float, dtype: torch.dtype) -> float:
+    """``value * factor`` as a Python number, bit for bit what torch's CPU kernels give for a
+    ``dtype`` (float32 or float64) scalar times the Python number ``factor`` (rounded to
+    ``dtype`` first), without making a tensor. In float32 the float64 product of two
+    float32 numbers is exact (2 x 24 bits), so only the factor and the result are rounded."""
+    if dtype == torch.float32:
+        return _float32(value * _float32(factor))
+    return value * factor
+
+
 def _float32(value: float) -> float:
-    return struct.unpack("f", struct.pack("f", value))[0]
+    """``value`` rounded to the nearest float32 (to infinity past the largest, as a
+    float32 operation overflows; ``struct`` itself refuses such a value)."""
+    try:
+        return struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
 
 
 def reduce_backward(grad_loss: Tensor, reduction: str, grad_output: Tensor,

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 import lossutils.functional as LF
 from lossutils._precision import upcast
+from lossutils._reduction import scalar_product
 from lossutils.functional import _regression_passes as passes
 
 LOSSES = [("l1_loss", {}), ("mse_loss", {}), ("smooth_l1_loss", {}),
@@ -149,3 +150,15 @@ def test_scalar_scale_is_the_tensor_quotient(dtype):
             compute = upcast(g).dtype
             assert passes.scalar_scale(g.item(), "mean", count, compute) == expected
             assert passes.scalar_scale(g.item(), "sum", count, compute) == g.item()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_scalar_product_is_the_tensor_product(dtype):
+    # multi_margin_loss's staged backward scales by grad_output * factor as a number
+    gen = torch.Generator().manual_seed(5)
+    scale = 10.0 ** torch.randint(-30, 38, (200,), generator=gen)
+    grads = (torch.randn(200, generator=gen, dtype=torch.float64) * scale).to(dtype)
+    factors = [1.0, 2.0, 1 / 3, 2 / 7, 1 / 512_000, 1.9, 1e-30]
+    for g in [*grads, torch.tensor(torch.finfo(dtype).max, dtype=dtype)]:
+        for factor in factors:
+            assert scalar_product(g.item(), factor, dtype) == (g * factor).item()

@@ -14,10 +14,10 @@ whose scale is one number.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from .._reduction import scalar_product
 from .._staging import blocks, tail
 
 
@@ -33,13 +33,10 @@ def hinges_into(z: Tensor, x: Tensor, y: Tensor, margin: float) -> Tensor:
 
 
 def scale_number(grad_output: Tensor, factor: float) -> float:
-    """``grad_output * factor`` as torch computes it in ``grad_output``'s dtype (float32:
-    the factor rounded to float32, then the product), as a Python number: a 0-d tensor
-    would be four bytes more than torch's backward."""
-    g = grad_output.item()
-    if grad_output.dtype == torch.float32:
-        return float(np.float32(g) * np.float32(factor))
-    return g * factor
+    """``grad_output * factor`` as torch computes it in ``grad_output``'s dtype
+    (:func:`lossutils._reduction.scalar_product`), as a Python number: a 0-d tensor would
+    be four bytes more than torch's backward."""
+    return scalar_product(grad_output.item(), factor, grad_output.dtype)
 
 
 MAX_LAST_ROWS = 8
