@@ -63,19 +63,22 @@ def gradient_in_place(z: Tensor, x: Tensor, y: Tensor, margin: float, p: int,
     #    right class's entry, 0 until its own sum), read, and the 0 put back
     slot = z[0, int(y[0])]
     sums = []
-    for row in _activate(last, p, scale):
+    for row in slopes_(last, p, scale):
         sums.append(torch.sum(row, 0, out=slot).item())
     slot.zero_()
     # 2. the other rows, their sums written over the last rows' entries
     other = tail(z)[:n - k]
-    torch.sum(_activate(first, p, scale), 1, True, out=other).neg_()
+    torch.sum(slopes_(first, p, scale), 1, True, out=other).neg_()
     first.scatter_(1, y[:n - k], other)
     # 3. the last rows again, as the forward formed them, and their sums from step 1
-    _activate(hinges_into(last, x[n - k:], y[n - k:], margin), p, scale)
+    slopes_(hinges_into(last, x[n - k:], y[n - k:], margin), p, scale)
     for row, column, total in zip(last, y[n - k:].flatten().tolist(), sums, strict=True):
         row[column].fill_(-total)  # (not `row[column] = -total`: that makes a 0-d tensor)
     return z
 
 
-def _activate(h: Tensor, p: int, scale: float) -> Tensor:
-    return (h.gt_(0) if p == 1 else h).mul_(scale)
+def slopes_(h: Tensor, p: int, scale: Tensor | float) -> Tensor:
+    r"""The hinge buffer ``h`` (:math:`\max(0, z)`, NaN-free) turned in place into its
+    slopes times ``scale``: :math:`[z > 0]` for ``p = 1``, which for ``h >= 0`` is its sign
+    (one unary op, no comparison with a Python scalar), or ``h`` itself for ``p = 2``."""
+    return (h.sign_() if p == 1 else h).mul_(scale)

@@ -153,8 +153,7 @@ class MultiMarginLossFunction(Function):
         if weight is not None:
             scale = scale * weight[y]
         if fast:  # z's buffer becomes the gradient
-            # z >= 0 here (relu, nan -> 0): its sign is [z > 0], one op without a scalar
-            h = (z.sign_() if ctx.p == 1 else z).mul_(scale)
+            h = staged.slopes_(z, ctx.p, scale)
             h.scatter_(1, y, h.sum(1, keepdim=True).neg_())
         else:
             h = ((z > 0).to(z.dtype) if ctx.p == 1 else z) * scale
