@@ -23,6 +23,8 @@ def lengths(name: str, value) -> Tensor:
     if isinstance(value, Tensor):
         if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
             raise RuntimeError(f"{name} must be integral: got a tensor of dtype {value.dtype}")
+        if value.dtype == torch.int64 and value.dim() == 1:  # as given: no op to dispatch
+            return value
         return value.to(torch.int64).reshape(-1)
     if not isinstance(value, (list, tuple)):
         raise TypeError(f"{name} must be a tensor or a tuple/list of ints, "
@@ -35,7 +37,10 @@ def lengths(name: str, value) -> Tensor:
 
 def values(t: Tensor) -> list[int] | None:
     """Every value of ``t`` (of every sample under a ``vmap``), or None without data."""
-    return unwrap(t).reshape(-1).tolist() if has_values(t) else None
+    if not has_values(t):
+        return None
+    t = unwrap(t)
+    return (t if t.dim() == 1 else t.reshape(-1)).tolist()
 
 
 def require_float(log_probs: Tensor) -> None:

@@ -37,12 +37,13 @@ the same numbers read with another stride. Defined in
 from __future__ import annotations
 
 import math
+from operator import ne
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from .._exp import log2e_like
+from .._exp import exp, exp_
 from .._lists import tensor_of
 
 BOUND = {torch.float32: 85.0, torch.float64: 700.0}
@@ -53,15 +54,15 @@ class Plan(NamedTuple):
     width: int  # W, the slots of all sequences
     frames: list[int]  # each sequence's input length
     longest: int  # the most frames: how long the recursions run
-    # (K, S, 1) per slot and two slots of zeros; alpha_{-1} (two zeros, then 1 on each
-    # first slot); per frame where sequences end, 1 on their last two slots; each
-    # max(L_b, 1); each N max(L_b, 1)
-    floats: list[float]
-    # emission (per slot: its index into a frame's N * C log-probabilities), sample (per
-    # slot: its sequence), owner and reads (per term of p(l|x): its sequence, and where it
-    # is: alpha's last row, after two zeros, or flat (T, W) at frame T_b - 1)
+    # 0s and 1s, one byte each (converted in one op, :meth:`Tensors.of`): (K, S, 1) per
+    # slot and two slots of zeros; alpha_{-1} (two zeros, then 1 on each first slot); per
+    # frame where sequences end, 1 on their last two slots
+    weights: bytearray
+    # emission (per slot: its index into a frame's N * C log-probabilities, then two
+    # pads), sample (per slot: its sequence), reads (the two terms of each sequence's
+    # p(l|x), where they are: alpha's last row, after two zeros, or flat (T, W + 2) at
+    # frame T_b - 1; an empty target's second term reads a zero), and each N max(L_b, 1)
     ints: list[int]
-    terms: int  # how many terms p(l|x) has: two per sequence, one for an empty target
     ends: list[int]  # the frames where sequences end, from the last
     spans: list[tuple[int, int]]  # each sequence's slots
     impossible: list[int]  # the sequences with too few frames for their labels
@@ -79,7 +80,7 @@ def fits(log_probs: Tensor, longest: int) -> bool:
     bound = BOUND.get(log_probs.dtype)
     if bound is None or longest * math.log(max(log_probs.size(-1), 1)) > bound:
         return False
-    lo, hi = (v.item() for v in torch.aminmax(log_probs))
+    lo, hi = (v.item() for v in torch.aminmax(log_probs.detach()))  # no graph to record
     return longest * lo >= -bound and longest * (max(hi, 0.0) + LOG3) <= bound
 
 
@@ -89,54 +90,58 @@ def plan(labels: list[list[int]], frames: list[int], blank: int, classes: int) -
     uniform = min(frames) == longest
     lengths = [len(seq) for seq in labels]
     width = 2 * sum(lengths) + len(labels)
-    emission, taps, start, sample, spans, impossible = [], [], [0.0, 0.0], [], [], []
-    owner, reads, by_frame, first = [], [], {}, 0
+    padded = width + 2  # a row of the emissions and of alpha-bar (see alpha)
+    weights = bytearray(5 * width + 8 + width * len(set(frames)))  # zeros: the 1s are set
+    emission, sample, spans, impossible, reads, by_frame, first = [], [], [], [], [], {}, 0
     for b, seq in enumerate(labels):
         m, base, frame = lengths[b], b * classes, frames[b]
         n = 2 * m + 1
         extended = [base + blank] * n
-        extended[1::2] = [base + label for label in seq]
+        extended[1::2] = map(base.__add__, seq)
         emission += extended
-        weights = [0.0, 1.0, 1.0] * n  # (K, S, 1): each slot steps in from the one before
-        weights[1] = 0.0  # (not the first), a skip lands on a label unlike the one before
-        skips = [k for k in range(1, m) if seq[k] != seq[k - 1]]
-        for k in skips:
-            weights[6 * k + 3] = 1.0
-        taps += weights
-        if frame < 2 * m - 1 - len(skips):  # a blank between repeats: no alignment fits
-            impossible.append(b)
-        start += [1.0] + [0.0] * (n - 1)
         sample += [b] * n
+        # (K, S, 1) per slot: each steps in from the one before (not the first), a skip
+        # lands on a label unlike the label before it
+        at = 3 * first
+        weights[at + 2:at + 3 * n:3] = b"\1" * n
+        weights[at + 4:at + 3 * n:3] = b"\1" * (n - 1)
+        skips = bytes(map(ne, seq[1:], seq))
+        weights[at + 9:at + 6 * m:6] = skips
+        weights[3 * width + 8 + first] = 1  # alpha_{-1}: the first slot
+        if frame < 2 * m - 1 - sum(skips):  # a blank between repeats: no alignment fits
+            impossible.append(b)
         last = first + n - 1
-        ends = (last, last - 1) if m else (last,)
-        by_frame.setdefault(frame - 1, []).extend(ends)
-        owner += [b] * len(ends)
-        reads += [e + 2 for e in ends] if uniform else [(frame - 1) * width + e for e in ends]
+        by_frame.setdefault(frame - 1, []).extend((last, last - 1) if m else (last,))
+        # (an empty target's second term: one of alpha's leading zeros, or a pad column of
+        # the first row of alpha-bar, which stays 0)
+        row = 2 if uniform else (frame - 1) * padded
+        reads += (row + last, row + last - 1) if m else (row + last, 0 if uniform else width)
         spans.append((first, first + n))
         first += n
-    floats = taps + [0.0] * 6 + start
     ends = sorted(by_frame, reverse=True)
-    for t in ends:
-        row = [0.0] * width
+    for k, t in enumerate(ends):
         for e in by_frame[t]:
-            row[e] = 1.0
-        floats += row
-    per_label = [float(m or 1) for m in lengths]
-    floats += per_label + [len(labels) * d for d in per_label]
-    return Plan(width, frames, longest, floats, emission + sample + owner + reads, len(owner),
+            weights[(4 + k) * width + 8 + e] = 1
+    del weights[(4 + len(ends)) * width + 8:]
+    emission += emission[-1:] * 2  # any class: the pad is read only with weight 0
+    n_seq = len(labels)
+    return Plan(width, frames, longest, weights,
+                emission + sample + reads + [n_seq * (m or 1) for m in lengths],
                 ends, spans, impossible)
 
 
 class Tensors(NamedTuple):
-    """The plan's tensors: ``floats`` (freed before the backward allocates the gradient)
-    and ``ints`` (int32, kept for the last ``index_add_``)."""
+    """The plan's tensors: ``floats`` (:attr:`Plan.weights` in the loss's dtype, freed before
+    the backward allocates the gradient) and ``ints`` (int32, kept for the last
+    ``index_add_``)."""
 
     floats: Tensor
     ints: Tensor
 
     @staticmethod
     def of(p: Plan, dtype: torch.dtype, device) -> Tensors:
-        return Tensors(tensor_of(p.floats, dtype, device), tensor_of(p.ints, torch.int32, device))
+        ones = torch.frombuffer(p.weights, dtype=torch.uint8)  # the bytes themselves
+        return Tensors(ones.to(device, dtype), tensor_of(p.ints, torch.int32, device))
 
     def taps(self, p: Plan, forward: bool) -> Tensor:
         """``(W, 3, 1)``: the weights of each slot's predecessors :math:`(s-2, s-1, s)`,
@@ -157,45 +162,67 @@ class Tensors(NamedTuple):
         return {t: self.floats[at + k * w:at + (k + 1) * w].view(w, 1, 1)
                 for k, t in enumerate(p.ends)}
 
-    def divisor(self, p: Plan, mean: bool) -> Tensor:
-        """Each sequence's target length, at least 1 (``'none'``), times the batch size
-        (``'mean'``: the batch mean of each loss over its target length)."""
-        at = (4 + len(p.ends)) * p.width + 8 + mean * len(p.frames)
-        return self.floats[at:at + len(p.frames)]
+    def divisor(self, p: Plan) -> Tensor:
+        """Each sequence's target length, at least 1, times the batch size (int32): what
+        ``'mean'`` divides its loss by (the batch mean of each loss over its length)."""
+        n = len(p.frames)
+        at = 2 * p.width + 2 + 2 * n
+        return self.ints[at:at + n]
 
-    def emission(self, p: Plan) -> Tensor:
-        return self.ints[:p.width]
+    def emission(self, p: Plan, padded: bool = False) -> Tensor:
+        """Each slot's index into a frame's N * C log-probabilities (``padded``: and two
+        more, the columns that pad a row of the emissions)."""
+        return self.ints[:p.width + 2 * padded]
+
+    def sample(self, p: Plan) -> Tensor:
+        """Each slot's sequence."""
+        return self.ints[p.width + 2:2 * p.width + 2]
+
+    def reads(self, p: Plan) -> Tensor:
+        """Where the two terms of each sequence's :math:`p(l \\mid x)` are (:attr:`Plan.ints`)."""
+        at = 2 * p.width + 2
+        return self.ints[at:at + 2 * len(p.frames)]
 
 
 def alpha(log_probs: Tensor, tensors: Tensors, p: Plan, keep: bool) -> tuple:
     r"""The forward pass: :math:`p(l \mid x)` per sequence, the rows :math:`\bar\alpha_t`
     (``(T, W)``, all frames if ``keep`` or the lengths differ), the emissions
     :math:`y^t_{l'_s}` ``(T, W)``, and both as per-frame ``(W, 1, 1)`` views (which
-    the backward reuses)."""
+    the backward reuses).
+
+    Both tables are views of ``(T, W + 2)`` buffers: the backward recursion writes each
+    frame's :math:`\beta_t` over its emissions and reads it back, as the window of each
+    slot's three successors, with two more columns past the last slot (read with weight
+    0, :meth:`Tensors.taps`)."""
     t_all, w = p.longest, p.width
     rows = log_probs.view(log_probs.size(0), -1)
     em = torch.index_select(rows if rows.size(0) == t_all else rows[:t_all], 1,
-                            tensors.emission(p))
-    em.mul_(log2e_like(em)).exp2_()  # e^x as 2^(x log2 e): see _ctc_lattice's LOG2E
+                            tensors.emission(p, padded=True))
+    exp_(em)
     row = tensors.start(p).clone()  # alpha_{t-1}, after two zeros
-    windows = row.unfold(0, 3, 1).unsqueeze(1)  # (W, 1, 3): alpha(s-2), alpha(s-1), alpha(s)
-    taps, alpha_row = tensors.taps(p, forward=True), row[2:].view(w, 1, 1)
+    # (W, 1, 3): alpha(s-2), alpha(s-1), alpha(s); and alpha itself
+    windows, alpha_row = row.as_strided((w, 1, 3), (1, 3, 1)), row.as_strided((w, 1, 1),
+                                                                              (1, 1, 1), 2)
+    taps = tensors.taps(p, forward=True)
     keep = keep or not p.uniform
-    bars = log_probs.new_empty(t_all if keep else 1, w, 1, 1)
-    outs, ems = bars.unbind(0), em.view(t_all, w, 1, 1).unbind(0)
+    bars = log_probs.new_zeros(t_all if keep else 1, w + 2)  # (its pads read as 0)
+    outs, ems = _frames(bars, w).unbind(0), _frames(em, w).unbind(0)
     for t in range(t_all):
         bar = outs[t if keep else 0]
         torch.bmm(windows, taps, out=bar)
         torch.mul(bar, ems[t], out=alpha_row)
-    at = 2 * w + p.terms
-    owner, reads = tensors.ints[2 * w:at], tensors.ints[at:at + p.terms]
+    reads = tensors.reads(p)
     if p.uniform:
         terms = row.index_select(0, reads)
     else:
         terms = bars.view(-1).index_select(0, reads).mul_(em.view(-1).index_select(0, reads))
-    bars = bars.view(-1, w)
-    likelihood = log_probs.new_zeros(len(p.frames)).index_add_(0, owner, terms)
-    return likelihood, bars, em, outs, ems
+    likelihood = terms.view(-1, 2).sum(1)
+    return likelihood, bars[:, :w], em[:, :w], outs, ems
+
+
+def _frames(table: Tensor, w: int) -> Tensor:
+    """``(T, W, 1, 1)``: each frame's first ``w`` columns of a ``(T, W + 2)`` table."""
+    return table.as_strided((table.size(0), w, 1, 1), (w + 2, 1, 1, 1))
 
 
 def gradient(log_probs: Tensor, state: list, p: Plan) -> Tensor:
@@ -205,7 +232,7 @@ def gradient(log_probs: Tensor, state: list, p: Plan) -> Tensor:
     are freed before the gradient is allocated. Frames past a sequence's length, and
     impossible sequences, are the caller's."""
     gamma, emission = _occupations(state, p)
-    grad = torch.mul(log_probs, log2e_like(log_probs)).exp2_()
+    grad = exp(log_probs)
     rows = grad.view(grad.size(0), -1)
     (rows if rows.size(0) == p.longest else rows[:p.longest]).index_add_(
         1, emission, gamma, alpha=-1)
@@ -218,26 +245,26 @@ def _occupations(state: list, p: Plan) -> tuple[Tensor, Tensor]:
 
     The backward variables :math:`\beta_t = y^t \cdot r_t`, with
     :math:`r_t(s) = \beta_{t+1}(s) + S_{s+1}\beta_{t+1}(s+1) + K_{s+2}\beta_{t+1}(s+2)`
-    and :math:`r = 1` on a sequence's last two slots at its last frame, run in one row
-    from the last frame; each multiplies its frame's row of :math:`\bar\alpha`."""
-    floats, ints, likelihood, bars, em, outs, ems = state
+    and :math:`r = 1` on a sequence's last two slots at its last frame, run from the last
+    frame, each written over its frame's emissions (read by nothing after it), from where
+    the next frame reads it; then one product with :math:`\bar\alpha` for all frames."""
+    floats, ints, likelihood, bars, em, _, ems = state
     state.clear()
     tensors, t_all, w = Tensors(floats, ints), p.longest, p.width
-    for (first, stop), frames in zip(p.spans, p.frames, strict=True):
-        if frames < t_all:  # nothing of this sequence after its last frame
-            em[frames:, first:stop].zero_()
-    row = em.new_zeros(w + 2)  # beta_{t+1}, then two zeros
-    windows = row.unfold(0, 3, 1).unsqueeze(1)  # (W, 1, 3): beta(s), beta(s+1), beta(s+2)
-    taps, beta, r = tensors.taps(p, forward=False), row[:w].view(w, 1, 1), em.new_empty(w, 1, 1)
+    if not p.uniform:
+        for (first, stop), frames in zip(p.spans, p.frames, strict=True):
+            if frames < t_all:  # nothing of this sequence after its last frame
+                em[frames:, first:stop].zero_()
+    # (T, W, 1, 3): at frame t, beta_t(s), beta_t(s+1), beta_t(s+2), the last two past W
+    # in the pad columns
+    windows = em.as_strided((t_all, w, 1, 3), (w + 2, 1, 3, 1)).unbind(0)
+    taps, r = tensors.taps(p, forward=False), em.new_empty(w, 1, 1)
     injections = tensors.injections(p)
-    for t in range(t_all - 1, -1, -1):
-        if t == t_all - 1:
-            torch.mul(injections[t], ems[t], out=beta)
-        else:
-            torch.bmm(windows, taps, out=r)
-            if t in injections:
-                r.add_(injections[t])
-            torch.mul(r, ems[t], out=beta)
-        outs[t].mul_(beta)
-    bars.mul_(likelihood.reciprocal().index_select(0, ints[w:2 * w]))
+    ems[t_all - 1].mul_(injections[t_all - 1])
+    for t in range(t_all - 2, -1, -1):
+        torch.bmm(windows[t + 1], taps, out=r)
+        if t in injections:
+            r.add_(injections[t])
+        ems[t].mul_(r)
+    bars.mul_(em).mul_(likelihood.reciprocal().index_select(0, tensors.sample(p)))
     return bars, tensors.emission(p)

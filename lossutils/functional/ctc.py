@@ -194,20 +194,22 @@ class CTCLinearFunction(Function):
     ``zero_infinity``) and their gradient nan (0)."""
 
     @staticmethod
-    def forward(log_probs, floats, ints, options):
-        p, tensors = options.plan, linear.Tensors(floats, ints)
+    def forward(log_probs, tensors, options):
+        # (the plan's tensors come in a NamedTuple, not as two more tensor arguments:
+        # Function.apply then inspects one tensor, not three, and neither of the two takes a gradient)
+        p = options.plan
         state = linear.alpha(log_probs, tensors, p, options.save)
         nll = state[0].log().neg_()
         if options.zero_infinity and p.impossible:
             nll.index_fill_(0, tensor_of(p.impossible, torch.int64, nll.device), 0.0)
         if options.reduction == "mean":  # the mean of each loss over its target length
-            out = (nll / tensors.divisor(p, mean=True)).sum()
+            out = (nll / tensors.divisor(p)).sum()
         elif options.reduction == "sum":
             out = nll.sum()
         else:
             out = nll if options.batched else nll.squeeze(0)
         # the backward's state in a list: autograd passes it by untouched
-        return out, [floats, ints, *state] if options.save else None
+        return out, [*tensors, *state] if options.save else None
 
     @staticmethod
     def setup_context(ctx, inputs, outputs):
@@ -218,7 +220,7 @@ class CTCLinearFunction(Function):
     @staticmethod
     def backward(ctx, grad_output, *_):
         if grad_output is None:
-            return None, None, None, None
+            return None, None, None
         (log_probs,), options, state, ctx.state = ctx.saved_tensors, ctx.options, ctx.state, None
         p = options.plan
         if state is None:  # used up by an earlier backward (retain_graph): recompute
@@ -227,15 +229,16 @@ class CTCLinearFunction(Function):
             del tensors
         scale = grad_output  # each sequence's incoming gradient, through the reduction
         if options.reduction == "mean":
-            scale = grad_output / linear.Tensors(*state[:2]).divisor(p, mean=True)
+            scale = grad_output / linear.Tensors(*state[:2]).divisor(p)
         grad = linear.gradient(log_probs, state, p)
         grad.mul_(scale.view(1, -1, 1))
-        for b, frames in enumerate(p.frames):  # torch's gradient is 0 past a sequence's end
-            if frames < grad.size(0):
-                grad[frames:, b].zero_()
+        if min(p.frames) < grad.size(0):  # torch's gradient is 0 past a sequence's end
+            for b, frames in enumerate(p.frames):
+                if frames < grad.size(0):
+                    grad[frames:, b].zero_()
         for b in p.impossible:  # torch: exp(-inf + inf) = nan, or 0 with zero_infinity
             grad[:p.frames[b], b].fill_(0.0 if options.zero_infinity else float("nan"))
-        return first_order("_ctc_loss", grad, log_probs, grad_output), None, None, None
+        return first_order("_ctc_loss", grad, log_probs, grad_output), None, None
 
     @staticmethod
     def jvp(ctx, *tangents):
@@ -328,7 +331,8 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
     checks.require_float(log_probs)
     batched = log_probs.dim() == 3
     lp = log_probs if batched else log_probs.unsqueeze(1)
-    targets = targets.to(torch.int64)
+    if targets.dtype != torch.int64:  # (a no-op .to still costs a dispatch per call)
+        targets = targets.to(torch.int64)
     frames, lengths = checks.check(lp, targets, input_lengths, target_lengths, blank)
     classes = lp.size(2)
     if not lp.is_contiguous():
@@ -343,7 +347,7 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
                 and linear.fits(lp, longest):
             p = linear.plan(labels, frames, blank, classes)
             options = Options(blank, reduction, zero_infinity, batched, longest, None, save, p)
-            return apply(CTCLinearFunction, lp, *linear.Tensors.of(p, lp.dtype, lp.device),
+            return apply(CTCLinearFunction, lp, linear.Tensors.of(p, lp.dtype, lp.device),
                          options)[0]
         packed, rag = lattice.ragged(labels, frames, blank, classes, lp.dtype, lp.device)
         per_label = [max(n, 1) for n in lengths]
