@@ -152,7 +152,9 @@ class Tensors(NamedTuple):
         return self.floats.as_strided((p.width, 3, 1), (3, 2, 1), 2)
 
     def start(self, p: Plan) -> Tensor:
-        r""":math:`\alpha_{-1}`, after two zeros: 1 on each sequence's first slot."""
+        r""":math:`\alpha_{-1}`, after two zeros: 1 on each sequence's first slot. The
+        forward recursion runs in it (nothing else reads it, and a backward that needs the
+        forward again makes new tensors)."""
         at = 3 * p.width + 6
         return self.floats[at:at + p.width + 2]
 
@@ -199,10 +201,10 @@ def alpha(log_probs: Tensor, tensors: Tensors, p: Plan, keep: bool) -> tuple:
     em = torch.index_select(rows if rows.size(0) == t_all else rows[:t_all], 1,
                             tensors.emission(p, padded=True))
     exp_(em)
-    row = tensors.start(p).clone()  # alpha_{t-1}, after two zeros
+    row = tensors.start(p)  # alpha_{t-1}, after two zeros
     # (W, 1, 3): alpha(s-2), alpha(s-1), alpha(s); and alpha itself
-    windows, alpha_row = row.as_strided((w, 1, 3), (1, 3, 1)), row.as_strided((w, 1, 1),
-                                                                              (1, 1, 1), 2)
+    windows = row.as_strided((w, 1, 3), (1, 3, 1))
+    alpha_row = row.as_strided((w, 1, 1), (1, 1, 1), row.storage_offset() + 2)
     taps = tensors.taps(p, forward=True)
     keep = keep or not p.uniform
     bars = log_probs.new_zeros(t_all if keep else 1, w + 2)  # (its pads read as 0)

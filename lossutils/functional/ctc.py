@@ -196,7 +196,7 @@ class CTCLinearFunction(Function):
     @staticmethod
     def forward(log_probs, tensors, options):
         # (the plan's tensors come in a NamedTuple, not as two more tensor arguments:
-        # Function.apply then inspects one tensor, not three, and neither of the two takes a gradient)
+        # Function.apply then inspects one tensor, not three; neither takes a gradient)
         p = options.plan
         state = linear.alpha(log_probs, tensors, p, options.save)
         nll = state[0].log().neg_()
