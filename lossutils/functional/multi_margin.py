@@ -52,6 +52,18 @@ def _scale(grad_output: Tensor, reduction: str, n: int, c: int, factor: float = 
     return grad_output * (factor / max(n * c, 1) if reduction == "mean" else factor / c)
 
 
+_ZEROS: dict[tuple, Tensor] = {}
+
+
+def _zero(like: Tensor) -> Tensor:
+    """A 0-d zero of ``like``'s dtype and device, made once (``new_zeros(())`` is an op
+    on every call)."""
+    key = (like.dtype, like.device)
+    if key not in _ZEROS:
+        _ZEROS[key] = torch.zeros((), dtype=like.dtype, device=like.device)
+    return _ZEROS[key]
+
+
 def _finish(rows: Tensor, reduction: str, c: int, shape) -> Tensor:
     """Per-row hinge sums divided by :math:`C`, reduced (``'none'``: in the shape torch gives)."""
     loss = rows / c
@@ -113,9 +125,11 @@ class MultiMarginLossFunction(Function):
                                                         device=x.device), x, y, margin)
         if inplace:
             # x_i - (x_y - margin): torch's (margin - x_y) + x_i to the last bit (a + (-b) is
-            # a - b, and -(x_y - margin) is margin - x_y), one op shorter
-            z = torch.sub(x, x.gather(1, y).sub_(margin))
-            return x, y, z.scatter_(1, y, 0.0).relu_().nan_to_num_(0.0, float("inf"))
+            # a - b, and -(x_y - margin) is margin - x_y), one op shorter; max(0, z) with 0
+            # for NaN in one op (fmax: on a buffer this small, its lack of vectorisation
+            # costs less than a second op)
+            z = torch.sub(x, x.gather(1, y).sub_(margin)).scatter_(1, y, 0.0)
+            return x, y, torch.fmax(z, _zero(z), out=z)
         z = (x + (margin - x.gather(1, y))).scatter(1, y, 0.0)
         return x, y, torch.fmax(z, x.new_zeros(()))
 
@@ -134,22 +148,24 @@ class MultiMarginLossFunction(Function):
         if grad_output is None:  # the loss itself was not differentiated
             return None, None, None, None, None, None
         input, target, weight = ctx.saved_tensors
-        fast = fast_path(grad_output, input, target, weight)
         z, ctx.hinges = ctx.hinges, None  # a second backward (retain_graph) recomputes it
-        if fast and z is not None:
-            n, c, y = z.size(0), z.size(1), target.reshape(-1, 1)
-            if weight is None and ctx.reduction != "none" and z.shape == input.shape \
-                    and stageable(z) and z.is_contiguous() and staged.few_last_rows(n, c):
-                # one number scales the whole gradient: built in z without a float more
-                factor = float(ctx.p) / (max(n * c, 1) if ctx.reduction == "mean" else c)
-                scale = staged.scale_number(grad_output, factor)
+        if z is not None and fast_path(grad_output):  # (the forward found the rest plain)
+            fast, y = True, target.reshape(-1, 1)
+        else:
+            fast = fast_path(grad_output, input, target, weight)
+            _, y, z = MultiMarginLossFunction._hinges(input, target, ctx.margin, fast)
+        n, c = z.size(0), z.size(1)
+        if fast and weight is None and ctx.reduction != "none" and grad_output.is_cpu:
+            # one number scales every slope: a Python number, no 0-d tensor beside z
+            factor = float(ctx.p) / (max(n * c, 1) if ctx.reduction == "mean" else c)
+            scale = staged.scale_number(grad_output, factor)
+            if z.shape == input.shape and stageable(z) and z.is_contiguous() \
+                    and staged.few_last_rows(n, c):  # built in z without a float more
                 h = staged.gradient_in_place(z, input, y, ctx.margin, ctx.p, scale)
                 return (first_order("multi_margin_loss", h, input, grad_output),
                         None, None, None, None, None)
         else:
-            _, y, z = MultiMarginLossFunction._hinges(input, target, ctx.margin, fast)
-            n, c = z.shape
-        scale = _scale(grad_output, ctx.reduction, n, c, float(ctx.p))
+            scale = _scale(grad_output, ctx.reduction, n, c, float(ctx.p))
         if weight is not None:
             scale = scale * weight[y]
         if fast:  # z's buffer becomes the gradient
