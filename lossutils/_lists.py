@@ -18,14 +18,16 @@ _CODES = {torch.float32: "f", torch.float64: "d", torch.int32: "i", torch.int64:
 
 
 def tensor_of(values: list, dtype: torch.dtype, device=None) -> Tensor:
-    """``torch.tensor(values, dtype=dtype, device=device)`` for a flat list of numbers
-    (``dtype`` float32/64 or int32/64), converted in C.
+    """``torch.tensor(values, dtype=dtype, device=device)`` for a flat list of numbers,
+    converted in C for float32/64 and int32/64 (by ``torch.tensor`` for other dtypes).
 
     >>> tensor_of([1, 2, 3], torch.int32)
     tensor([1, 2, 3], dtype=torch.int32)
     """
     if not values:
         return torch.empty(0, dtype=dtype, device=device)
+    if dtype not in _CODES:  # (no array type code: float16, bfloat16, ...)
+        return torch.tensor(values, dtype=dtype, device=device)
     host = torch.frombuffer(array(_CODES[dtype], values), dtype=dtype)
     if device is None or torch.device(device).type == "cpu":
         return host.clone()  # the array is a temporary: the tensor gets its own copy
