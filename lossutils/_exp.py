@@ -32,23 +32,6 @@ from torch import Tensor
 LOG2E = 1 / math.log(2)
 """The base-2 logarithm of :math:`e`: :math:`e^t = 2^{t \\log_2 e}`."""
 
-_LOG2E_TENSORS: dict[tuple, Tensor] = {}
-
-
-def log2e_like(like: Tensor) -> Tensor:
-    """:data:`LOG2E` as a 0-d tensor of ``like``'s dtype and device, made once: a Python
-    float operand is made into a tensor on every call (about 2 us on the CPU, as long as
-    the product itself on a few hundred elements).
-
-    >>> log2e_like(torch.ones(3, dtype=torch.float64)).dtype
-    torch.float64
-    """
-    key = (like.dtype, like.device)
-    if key not in _LOG2E_TENSORS:
-        _LOG2E_TENSORS[key] = torch.tensor(LOG2E, dtype=like.dtype, device=like.device)
-    return _LOG2E_TENSORS[key]
-
-
 _MKL_EXP = (torch.float32, torch.float64) if torch.backends.mkl.is_available() else ()
 # Below this many elements the extra multiplication costs more than MKL's exp loses.
 _MIN_ELEMENTS = 1 << 12

@@ -48,3 +48,20 @@ def rounded(result: Tensor, *dtypes: torch.dtype) -> Tensor:
     """
     dtype = functools.reduce(torch.promote_types, dtypes)
     return result.to(dtype) if dtype in HALF and result.dtype == torch.float32 else result
+
+
+_CONSTANTS: dict[tuple, Tensor] = {}
+
+
+def constant_like(value: float, like: Tensor) -> Tensor:
+    """``value`` as a 0-d tensor of ``like``'s dtype and device, made once per value, dtype
+    and device: an operand that must be a tensor (``fmax``'s), or a Python number that an
+    op would wrap into a tensor on every call (about 2 us on the CPU), made only once.
+
+    >>> constant_like(0.0, torch.ones(3, dtype=torch.float64))
+    tensor(0., dtype=torch.float64)
+    """
+    key = (value, like.dtype, like.device)
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = torch.tensor(value, dtype=like.dtype, device=like.device)
+    return _CONSTANTS[key]

@@ -28,6 +28,7 @@ from .. import _autocast
 from .._autograd import apply, fast_path, has_values, plain, transformable, unwrap
 from .._checks import dtype_name, refuse_grad
 from .._first_order import first_order, no_forward_mode
+from .._precision import constant_like
 from .._reduction import reduce, resolve
 from .._staging import stageable
 from . import _label_lists as label_lists
@@ -50,18 +51,6 @@ def _scale(grad_output: Tensor, reduction: str, n: int, c: int, factor: float = 
         return grad_output.reshape(-1, 1) * (factor / c)
     # (max: an empty batch's 'mean' has no gradient entry to scale, and no 1 / 0 to raise)
     return grad_output * (factor / max(n * c, 1) if reduction == "mean" else factor / c)
-
-
-_ZEROS: dict[tuple, Tensor] = {}
-
-
-def _zero(like: Tensor) -> Tensor:
-    """A 0-d zero of ``like``'s dtype and device, made once (``new_zeros(())`` is an op
-    on every call)."""
-    key = (like.dtype, like.device)
-    if key not in _ZEROS:
-        _ZEROS[key] = torch.zeros((), dtype=like.dtype, device=like.device)
-    return _ZEROS[key]
 
 
 def _finish(rows: Tensor, reduction: str, c: int, shape) -> Tensor:
@@ -115,8 +104,11 @@ class MultiMarginLossFunction(Function):
     def _hinges(input, target, margin, inplace):
         r"""``(x, y, z)``: the rows ``(N, C)``, the right classes ``(N, 1)`` and
         :math:`\max(0, z_{ni})` with 0 at :math:`i = y_n` and where :math:`z` is NaN (torch
-        tests :math:`z > 0`), built in one fresh buffer when ``inplace`` (``relu_`` then
-        ``nan_to_num_``: two vectorised passes; ``fmax`` is not vectorised on the CPU)."""
+        tests :math:`z > 0`), built in one fresh buffer when ``inplace``. A buffer big enough
+        to stage (:func:`~lossutils._staging.stageable`) takes ``relu_`` then ``nan_to_num_``,
+        two vectorised passes; any other (small, one column, or not on the CPU) takes
+        one ``fmax`` against a zero, which the CPU does not vectorise but which is one op
+        where the ops' dispatch, not their passes, is the cost."""
         n = target.numel()
         x = input if input.dim() == 2 else input.reshape(n, input.size(-1) if input.dim() else 1)
         y = target.unsqueeze(1) if target.dim() == 1 else target.reshape(n, 1)
@@ -125,11 +117,9 @@ class MultiMarginLossFunction(Function):
                                                         device=x.device), x, y, margin)
         if inplace:
             # x_i - (x_y - margin): torch's (margin - x_y) + x_i to the last bit (a + (-b) is
-            # a - b, and -(x_y - margin) is margin - x_y), one op shorter; max(0, z) with 0
-            # for NaN in one op (fmax: on a buffer this small, its lack of vectorisation
-            # costs less than a second op)
+            # a - b, and -(x_y - margin) is margin - x_y), one op shorter
             z = torch.sub(x, x.gather(1, y).sub_(margin)).scatter_(1, y, 0.0)
-            return x, y, torch.fmax(z, _zero(z), out=z)
+            return x, y, torch.fmax(z, constant_like(0.0, z), out=z)
         z = (x + (margin - x.gather(1, y))).scatter(1, y, 0.0)
         return x, y, torch.fmax(z, x.new_zeros(()))
 
