@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import lossutils.functional as LF
+from conftest import ROOT
 from lossutils import _staging
 
 SHAPES = [(1, 2), (2, 2), (3, 2), (2, 3), (5, 3), (8, 10), (37, 5), (200, 3), (1000, 2),
@@ -136,3 +137,21 @@ def test_training_size_multi_margin_needs_only_its_hinge_buffer():
     leaf = x.detach().requires_grad_()
     (want,) = torch.autograd.grad(F.multi_margin_loss(leaf, target), leaf)
     torch.testing.assert_close(grad, want)
+
+
+def test_the_tiny_staging_benchmark_measures_both_paths(monkeypatch):
+    """benchmarks/tiny_staging.py, one quick round: both paths of each staged loss at 8 x 10,
+    the staged one at torch's memory (the benchmark's own count of live storages), and the
+    library's threshold back afterwards."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import tiny_staging
+
+    result = tiny_staging.main(["--threads", "1", "--rounds", "1", "--repeats", "1",
+                                "--warmup", "0"])
+    assert _staging.MIN_ELEMENTS == result["min_elements"] == 1 << 14
+    paths = {(r["loss"], r["path"]): r for r in result["rows"]}
+    assert set(paths) == {(name, path) for name in tiny_staging.STAGED_LOSSES
+                          for path in ("small", "staged")}
+    for name in tiny_staging.STAGED_LOSSES:
+        assert paths[name, "staged"]["memory_ratio"] <= 1.0
+        assert paths[name, "small"]["size"] == "8x10"
