@@ -37,17 +37,18 @@ STAGED_LOSSES = ("softmax", "log_softmax", "multi_margin_loss")
 
 def measure_paths(threads: int, repeats: int, warmup: int) -> list[dict]:
     """Both paths of each staged loss at 8 x 10: one row per loss and path."""
-    torch.set_num_threads(threads)
     table = [b for b in loss_family.benches() if b.tiny and b.name in STAGED_LOSSES]
-    default, rows = _staging.MIN_ELEMENTS, []
+    default, before, rows = _staging.MIN_ELEMENTS, torch.get_num_threads(), []
     try:
+        torch.set_num_threads(threads)
         for path, threshold in (("small", default), ("staged", 1)):
             _staging.MIN_ELEMENTS = threshold
             for bench in table:
                 row = loss_family.measure(bench, repeats, warmup)
                 rows.append({**row, "path": path, "threads": threads})
-    finally:  # the library's own threshold back, whatever happened
+    finally:  # the library's own threshold and the caller's threads back, whatever happened
         _staging.MIN_ELEMENTS = default
+        torch.set_num_threads(before)
     return rows
 
 

@@ -142,13 +142,15 @@ def test_training_size_multi_margin_needs_only_its_hinge_buffer():
 def test_the_tiny_staging_benchmark_measures_both_paths(monkeypatch):
     """benchmarks/tiny_staging.py, one quick round: both paths of each staged loss at 8 x 10,
     the staged one at torch's memory (the benchmark's own count of live storages), and the
-    library's threshold back afterwards."""
+    library's threshold and torch's thread count back afterwards."""
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import tiny_staging
 
-    result = tiny_staging.main(["--threads", "1", "--rounds", "1", "--repeats", "1",
-                                "--warmup", "0"])
+    threads = torch.get_num_threads()
+    result = tiny_staging.main(["--threads", str(threads % 2 + 1), "--rounds", "1",
+                                "--repeats", "1", "--warmup", "0"])
     assert _staging.MIN_ELEMENTS == result["min_elements"] == 1 << 14
+    assert torch.get_num_threads() == threads
     paths = {(r["loss"], r["path"]): r for r in result["rows"]}
     assert set(paths) == {(name, path) for name in tiny_staging.STAGED_LOSSES
                           for path in ("small", "staged")}
